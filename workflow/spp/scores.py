@@ -1,0 +1,53 @@
+"""Pruning scores: one registry, so a new method plugs in without touching callers.
+
+A score method is a function ``fn(model, batches, **options) -> {param_name: tensor}``
+over the prunable parameters; higher means keep. Register it with ``@register("name")``
+in any module imported below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+
+ScoreFn = Callable[..., dict[str, torch.Tensor]]
+_REGISTRY: dict[str, ScoreFn] = {}
+
+
+def register(name: str) -> Callable[[ScoreFn], ScoreFn]:
+    def add(fn: ScoreFn) -> ScoreFn:
+        if name in _REGISTRY:
+            raise ValueError(f"score method {name!r} is registered twice")
+        _REGISTRY[name] = fn
+        return fn
+
+    return add
+
+
+def score(
+    model: nn.Module,
+    method: str,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    **options,
+) -> dict[str, torch.Tensor]:
+    """Score every prunable weight of ``model`` with ``method``; higher means keep."""
+    _load_methods()
+    if method not in _REGISTRY:
+        raise ValueError(
+            f"unknown score method {method!r}; valid methods: {', '.join(sorted(_REGISTRY))}"
+        )
+    return _REGISTRY[method](model, batches, **options)
+
+
+def _load_methods() -> None:
+    # Imported for their @register side effects; kept lazy so modules may import this one.
+    import spp.sensitivity  # noqa: F401
+
+
+def __getattr__(name: str):
+    if name == "SCORE_METHODS":
+        _load_methods()
+        return tuple(sorted(_REGISTRY))
+    raise AttributeError(name)

@@ -1,0 +1,1 @@
+"""Connection sensitivity, random and magnitude scores (placeholder: being written)."""
