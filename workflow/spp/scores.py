@@ -43,7 +43,9 @@ def score(
 
 def _load_methods() -> None:
     # Imported for their @register side effects; kept lazy so modules may import this one.
+    import spp.grasp  # noqa: F401
     import spp.sensitivity  # noqa: F401
+    import spp.synflow  # noqa: F401
 
 
 def __getattr__(name: str):
