@@ -1,0 +1,135 @@
+"""The verdict rule of the report's summary, checked on values whose answer is known by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from spp.summary import (
+    NOT_COMPARABLE,
+    NOT_REPRODUCED,
+    NOT_RUN,
+    REPRODUCED,
+    Tolerance,
+    fmt_value,
+    key_columns,
+    quantities,
+    summarize,
+    summary_html,
+    tolerance_for,
+    verdict,
+)
+
+
+def test_two_standard_errors_decide_when_tolerance_is_zero():
+    # std 0.2 over n=4 seeds: SE = 0.1, so the band is +-0.2 around the paper's 8.0.
+    tol = Tolerance()
+    assert verdict(8.0, 8.19, 0.2, 4, tol) == REPRODUCED
+    assert verdict(8.0, 7.81, 0.2, 4, tol) == REPRODUCED
+    assert verdict(8.0, 8.21, 0.2, 4, tol) == NOT_REPRODUCED
+    # One seed has no standard error: only an exact match passes.
+    assert verdict(8.0, 8.01, float("nan"), 1, tol) == NOT_REPRODUCED
+
+
+def test_absolute_tolerance_widens_a_narrow_band():
+    assert verdict(8.0, 8.3, 0.2, 4, Tolerance(abs=0.5)) == REPRODUCED
+    assert verdict(8.0, 8.3, 0.2, 4, Tolerance(abs=0.25)) == NOT_REPRODUCED
+
+
+def test_relative_and_log10_tolerances():
+    assert verdict(10.0, 10.9, 0.0, 5, Tolerance(rel=0.1)) == REPRODUCED
+    assert verdict(10.0, 11.1, 0.0, 5, Tolerance(rel=0.1)) == NOT_REPRODUCED
+    # log10 = 0.5 accepts up to a factor 10**0.5 = 3.16 either way.
+    assert verdict(1e3, 3.1e3, 0.0, 5, Tolerance(log10=0.5)) == REPRODUCED
+    assert verdict(1e3, 3.2e2, 0.0, 5, Tolerance(log10=0.5)) == REPRODUCED
+    assert verdict(1e3, 3.3e3, 0.0, 5, Tolerance(log10=0.5)) == NOT_REPRODUCED
+
+
+def test_infinite_condition_number_only_matches_infinity():
+    assert verdict(math.inf, math.inf, float("nan"), 5, Tolerance(log10=1)) == REPRODUCED
+    assert verdict(math.inf, 1e15, 1.0, 5, Tolerance(log10=1)) == NOT_REPRODUCED
+
+
+def test_missing_measurement_is_not_run_and_quick_preset_is_never_reproduced():
+    assert verdict(8.0, float("nan"), float("nan"), float("nan"), Tolerance(abs=1)) == NOT_RUN
+    assert verdict(8.0, 8.0, 0.0, 0, Tolerance(abs=1)) == NOT_RUN
+    assert verdict(8.0, 8.0, 0.0, 2, Tolerance(abs=1), comparable=False) == NOT_COMPARABLE
+
+
+def test_bad_tolerances_are_refused():
+    with pytest.raises(ValueError, match="abs"):
+        Tolerance(abs=-1)
+    with pytest.raises(ValueError, match="allowed: abs, rel, log10"):
+        tolerance_for("error", {"error*": {"absolute": 0.5}})
+
+
+def test_first_matching_pattern_wins():
+    tols = {"jac_*": {"log10": 0.5}, "error*": {"abs": 0.5}, "*": {"rel": 0.1}}
+    assert tolerance_for("jac_cn", tols) == Tolerance(log10=0.5)
+    assert tolerance_for("error_paper_protocol", tols) == Tolerance(abs=0.5)
+    assert tolerance_for("os", tols) == Tolerance(rel=0.1)
+
+
+def _table2() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "init": ["LDI", "LDI-AI", "VS-L"],
+            "network": ["VGG16", "VGG16", "VGG16"],
+            "error_mean": [8.2, 9.5, float("nan")],
+            "error_std": [0.2, 0.1, float("nan")],
+            "error_n": [5, 5, 0],
+            "paper_error": [8.11, 7.99, 8.16],
+            "os_mean": [13.0, 6.5, float("nan")],
+            "os_std": [0.1, 0.1, float("nan")],
+            "os_n": [5, 5, 0],
+            "paper_os": [13.33, 6.43, 13.72],
+            "extra_mean": [1.0, 1.0, 1.0],  # no paper value: not a quantity of the summary
+        }
+    )
+
+
+def test_quantities_and_cell_keys_are_read_from_the_columns():
+    df = _table2()
+    assert quantities(df) == ["error", "os"]
+    assert key_columns(df) == ["init", "network"]
+
+
+def test_summarize_one_row_per_cell_and_quantity():
+    tols = {"error*": {"abs": 0.5}, "os": {"rel": 0.1}}
+    s = summarize({"table2": _table2()}, tols, comparable=True)
+    assert len(s) == 6
+    by = {(r.cell.split(",")[0], r.quantity): r for r in s.itertuples()}
+    assert by[("LDI", "error")].verdict == REPRODUCED  # 0.09 off, within 0.5
+    assert by[("LDI-AI", "error")].verdict == NOT_REPRODUCED  # 1.51 off
+    assert by[("VS-L", "error")].verdict == NOT_RUN
+    assert by[("LDI", "os")].verdict == REPRODUCED  # 0.33 off, 10% of 13.33 = 1.33
+    assert by[("LDI-AI", "error")].diff == pytest.approx(9.5 - 7.99)
+    assert math.isnan(by[("VS-L", "os")].diff)
+
+    quick = summarize({"table2": _table2()}, tols, comparable=False)
+    assert set(quick["verdict"]) == {NOT_COMPARABLE, NOT_RUN}
+
+
+def test_summary_html_labels_a_non_comparable_preset():
+    s = summarize({"table2": _table2()}, {"*": {"abs": 0.5}}, comparable=False)
+    page = summary_html(s, "quick", comparable=False, rule="r")
+    assert "not a reproduction" in page
+    assert page.count("<tr>") == 1 + len(s)
+    assert ">reproduced<" not in page
+    page = summary_html(
+        summarize({"table2": _table2()}, {"*": {"abs": 0.5}}, True),
+        "paper",
+        comparable=True,
+        rule="r",
+    )
+    assert "not a reproduction" not in page
+    assert ">reproduced<" in page
+
+
+def test_numbers_print_like_the_paper():
+    assert fmt_value(8.111) == "8.11"
+    assert fmt_value(2.46e-07) == "2.46e-07"
+    assert fmt_value(3.34e11) == "3.34e+11"
+    assert fmt_value(float("inf")) == "inf"
+    assert fmt_value(float("nan")) == "–"

@@ -1,0 +1,284 @@
+"""Paper versus ours, cell by cell, with a verdict whose rule is stated next to it.
+
+A reader opens the report to learn "did it reproduce?". This module turns the aggregated table
+CSVs (one row per cell of a paper table; for each quantity ``q`` the columns ``q_mean``, ``q_std``,
+``q_n`` and the paper's ``paper_q``) into one long summary table with a verdict per value:
+
+- ``reproduced``: |ours - paper| <= max(2 standard errors, the quantity's tolerance),
+  standard error = std / sqrt(n). Tolerances are absolute (``abs``, e.g. 0.5 error points),
+  relative (``rel``, a fraction of the paper's value) or in orders of magnitude (``log10``, for
+  Jacobian statistics spanning 1e-7 ... 1e11);
+- ``not reproduced``: outside that band;
+- ``not run``: no measurement (missing, or n = 0);
+- ``not comparable``: measured, but by a preset that does not follow the paper's protocol (the
+  quick preset). Its numbers are shown, never called a reproduction.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import html
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+REPRODUCED = "reproduced"
+NOT_REPRODUCED = "not reproduced"
+NOT_RUN = "not run"
+NOT_COMPARABLE = "not comparable"
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_RUN, NOT_COMPARABLE)
+
+SUMMARY_COLUMNS = (
+    "table", "cell", "quantity", "paper", "mean", "std", "n", "diff", "tolerance", "verdict",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far from the paper still counts as reproduced, besides 2 standard errors."""
+
+    abs: float = 0.0
+    rel: float = 0.0
+    log10: float = 0.0
+
+    def __post_init__(self):
+        for name in ("abs", "rel", "log10"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"tolerance {name}={value!r} must be a finite number >= 0")
+
+    def describe(self) -> str:
+        parts = []
+        if self.abs:
+            parts.append(f"±{self.abs:g}")
+        if self.rel:
+            parts.append(f"±{100 * self.rel:g}%")
+        if self.log10:
+            parts.append(f"×/÷{10**self.log10:.3g}")
+        return " or ".join(parts) if parts else "2 SE only"
+
+    def accepts(self, ours: float, paper: float) -> bool:
+        if math.isinf(paper) or math.isinf(ours):
+            return ours == paper
+        diff = abs(ours - paper)
+        if diff <= self.abs or diff <= self.rel * abs(paper):
+            return True
+        if self.log10 and ours > 0 and paper > 0:
+            return abs(math.log10(ours) - math.log10(paper)) <= self.log10
+        return False
+
+
+def tolerance_for(quantity: str, tolerances: Mapping[str, Mapping | Tolerance]) -> Tolerance:
+    """The tolerance of the first pattern (fnmatch, in the mapping's order) matching quantity."""
+    for pattern, tol in tolerances.items():
+        if fnmatch.fnmatchcase(quantity, pattern):
+            if isinstance(tol, Tolerance):
+                return tol
+            unknown = set(tol) - {"abs", "rel", "log10"}
+            if unknown:
+                raise ValueError(
+                    f"tolerance for {pattern!r} has unknown keys {sorted(unknown)}; "
+                    "allowed: abs, rel, log10"
+                )
+            return Tolerance(**tol)
+    return Tolerance()
+
+
+def verdict(
+    paper: float, mean: float, std: float, n: float, tol: Tolerance, comparable: bool = True
+) -> str:
+    """One value's verdict (see the module docstring for the rule)."""
+    if mean is None or n is None or pd.isna(mean) or pd.isna(n) or n <= 0:
+        return NOT_RUN
+    if not comparable:
+        return NOT_COMPARABLE
+    if paper is None or pd.isna(paper):
+        raise ValueError("verdict needs the paper's value; got none")
+    if tol.accepts(float(mean), float(paper)):
+        return REPRODUCED
+    se = float(std) / math.sqrt(float(n)) if n > 1 and not pd.isna(std) else 0.0
+    if math.isfinite(mean) and math.isfinite(paper) and abs(mean - paper) <= 2 * se:
+        return REPRODUCED
+    return NOT_REPRODUCED
+
+
+def quantities(df: pd.DataFrame) -> list[str]:
+    """Quantities of an aggregated table: names q with both ``q_mean`` and ``paper_q`` columns."""
+    cols = list(df.columns)
+    return [
+        c[len("paper_") :]
+        for c in cols
+        if c.startswith("paper_") and f"{c[len('paper_') :]}_mean" in cols
+    ]
+
+
+def key_columns(df: pd.DataFrame) -> list[str]:
+    """Columns that name a cell: everything that is not a statistic or a paper value."""
+    stats = ("_mean", "_std", "_n", "_sem")
+    return [
+        c
+        for c in df.columns
+        if not c.endswith(stats)
+        and not c.startswith("paper_")
+        and c not in ("n", "n_seeds", "table", "preset")
+    ]
+
+
+def _seed_count(row: pd.Series, q: str) -> float:
+    for col in (f"{q}_n", "n_seeds", "n"):
+        if col in row.index and not pd.isna(row[col]):
+            return float(row[col])
+    return float("nan")
+
+
+def summarize(
+    tables: Mapping[str, pd.DataFrame],
+    tolerances: Mapping[str, Mapping | Tolerance],
+    comparable: bool,
+) -> pd.DataFrame:
+    """One row per (table cell, quantity) that has a published paper value."""
+    rows = []
+    for name, df in tables.items():
+        keys = key_columns(df)
+        for q in quantities(df):
+            tol = tolerance_for(q, tolerances)
+            for _, row in df.iterrows():
+                paper = row[f"paper_{q}"]
+                if pd.isna(paper):
+                    continue  # the paper has no number for this cell (e.g. our extra rows)
+                mean = row[f"{q}_mean"]
+                std = row.get(f"{q}_std", float("nan"))
+                n = _seed_count(row, q)
+                v = verdict(paper, mean, std, n, tol, comparable)
+                diff = float(mean) - float(paper) if v != NOT_RUN else float("nan")
+                if math.isinf(paper) and not pd.isna(mean) and mean == paper:
+                    diff = 0.0
+                rows.append(
+                    {
+                        "table": name,
+                        "cell": ", ".join(str(row[k]) for k in keys),
+                        "quantity": q,
+                        "paper": float(paper),
+                        "mean": float(mean) if not pd.isna(mean) else float("nan"),
+                        "std": float(std) if not pd.isna(std) else float("nan"),
+                        "n": n,
+                        "diff": diff,
+                        "tolerance": f"2 SE or {tol.describe()}",
+                        "verdict": v,
+                    }
+                )
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def verdict_counts(summary: pd.DataFrame) -> dict[str, int]:
+    counts = summary["verdict"].value_counts()
+    return {v: int(counts.get(v, 0)) for v in VERDICTS}
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def fmt_value(x: float) -> str:
+    """Numbers as the paper prints them: 2 decimals, scientific outside [0.01, 1e4)."""
+    if x is None or pd.isna(x):
+        return "–"
+    x = float(x)
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x != 0 and (abs(x) < 0.01 or abs(x) >= 1e4):
+        return f"{x:.2e}"
+    return f"{x:.2f}"
+
+
+def fmt_mean_std(mean: float, std: float, n: float) -> str:
+    if mean is None or pd.isna(mean):
+        return "not run"
+    text = fmt_value(mean)
+    if n is not None and not pd.isna(n) and n > 1 and not pd.isna(std):
+        text += f" ± {fmt_value(std)}"
+    if n is not None and not pd.isna(n):
+        text += f" (n={int(n)})"
+    return text
+
+
+_VERDICT_CLASS = {
+    REPRODUCED: "spp-ok",
+    NOT_REPRODUCED: "spp-bad",
+    NOT_RUN: "spp-na",
+    NOT_COMPARABLE: "spp-na",
+}
+
+STYLE = """<style>
+.spp-summary {font-family: system-ui, sans-serif; font-size: 13px; color: #111;}
+.spp-summary table {border-collapse: collapse; margin: 0.4em 0 1em 0;}
+.spp-summary th, .spp-summary td {border: 1px solid #ccc; padding: 2px 6px; text-align: right;
+  white-space: nowrap;}
+.spp-summary th {background: #f0f0f0;}
+.spp-summary td.l, .spp-summary th.l {text-align: left;}
+.spp-summary .spp-ok {background: #d9f2d9;}
+.spp-summary .spp-bad {background: #f8d7d7;}
+.spp-summary .spp-na {background: #eee; color: #555;}
+.spp-summary .spp-banner {border: 2px solid #c77; background: #fff4e5; padding: 6px 10px;
+  margin: 0.5em 0; font-weight: bold;}
+</style>"""
+
+
+def summary_html(
+    summary: pd.DataFrame, preset: str, comparable: bool, rule: str, note: str = ""
+) -> str:
+    """The summary as a self-contained HTML fragment (style included), banner first."""
+    counts = verdict_counts(summary)
+    out = [STYLE, '<div class="spp-summary">']
+    if not comparable:
+        out.append(
+            f'<div class="spp-banner">Preset "{html.escape(preset)}": not the paper\'s protocol. '
+            "These numbers test the pipeline; they are not a reproduction, so no cell is "
+            "called reproduced. Run config/paper.yaml for verdicts.</div>"
+        )
+    if note:
+        out.append(f"<p>{html.escape(note)}</p>")
+    out.append(
+        "<p><b>Verdicts:</b> "
+        + ", ".join(f"{v}: {c}" for v, c in counts.items() if c or v != NOT_COMPARABLE)
+        + f". <b>Rule:</b> {html.escape(rule)}</p>"
+    )
+    out.append("<table><thead><tr>")
+    heads = ["table", "cell", "quantity", "paper", "ours: mean ± std (n)", "ours − paper",
+             "verdict"]  # fmt: skip
+    for h in heads:
+        cls = ' class="l"' if h in ("table", "cell", "quantity", "verdict") else ""
+        out.append(f"<th{cls}>{h}</th>")
+    out.append("</tr></thead><tbody>")
+    for _, r in summary.iterrows():
+        diff = (
+            "–" if pd.isna(r["diff"]) else f"{'+' if r['diff'] >= 0 else ''}{fmt_value(r['diff'])}"
+        )
+        out.append(
+            "<tr>"
+            f'<td class="l">{html.escape(str(r["table"]))}</td>'
+            f'<td class="l">{html.escape(str(r["cell"]))}</td>'
+            f'<td class="l">{html.escape(str(r["quantity"]))}</td>'
+            f"<td>{fmt_value(r['paper'])}</td>"
+            f"<td>{fmt_mean_std(r['mean'], r['std'], r['n'])}</td>"
+            f"<td>{diff}</td>"
+            f'<td class="l {_VERDICT_CLASS[r["verdict"]]}">{r["verdict"]}</td>'
+            "</tr>"
+        )
+    out.append("</tbody></table></div>")
+    return "\n".join(out)
+
+
+def rule_text(tolerances: Mapping[str, Mapping | Tolerance]) -> str:
+    """The verdict rule in words, listing each quantity pattern's tolerance."""
+    per = "; ".join(f"{p}: {tolerance_for(p, tolerances).describe()}" for p in tolerances)
+    return (
+        "reproduced when |ours − paper| ≤ max(2 standard errors of our mean, tolerance); "
+        f"tolerances by quantity: {per}."
+    )
+
+
+def rows_in_order(summary: pd.DataFrame, table_order: Sequence[str]) -> pd.DataFrame:
+    order = {t: i for i, t in enumerate(table_order)}
+    return summary.sort_values("table", key=lambda s: s.map(order), kind="stable")
