@@ -132,30 +132,36 @@ def figure1(
             raise ValueError(f"{act}: sparsities {sorted(patterns[act])} differ from {sparsities}")
         for s in sparsities:
             if len(patterns[act][s]) != n_layers:
-                raise ValueError(f"{act} at sparsity {s}: {len(patterns[act][s])} layers, "
-                                 f"expected {n_layers}")
+                raise ValueError(
+                    f"{act} at sparsity {s}: {len(patterns[act][s])} layers, expected {n_layers}"
+                )
         if len(sensitivities[act]) != n_layers:
-            raise ValueError(f"{act}: {len(sensitivities[act])} sensitivity arrays, "
-                             f"expected {n_layers} (one per layer)")
+            raise ValueError(
+                f"{act}: {len(sensitivities[act])} sensitivity arrays, "
+                f"expected {n_layers} (one per layer)"
+            )
 
     set_style()
     cell = 0.62
     n_rows = len(sparsities)
-    fig = plt.figure(figsize=(cell * n_layers + 5.2, (cell * n_rows + 1.1) * len(acts)),
-                     layout="constrained")
+    fig = plt.figure(
+        figsize=(cell * n_layers + 5.2, (cell * n_rows + 1.1) * len(acts)), layout="constrained"
+    )
     blocks = np.atleast_1d(fig.subfigures(len(acts), 1, hspace=0.04))
     for block, act in zip(blocks, acts, strict=True):
-        block.suptitle(f"{act} MLP: kept (white) and pruned (black) weights per layer and "
-                       "sparsity κ; connection sensitivity per layer", fontsize=10,
-                       fontweight="bold")
+        block.suptitle(
+            f"{act} MLP: kept (white) and pruned (black) weights per layer and "
+            "sparsity κ; connection sensitivity per layer",
+            fontsize=10,
+            fontweight="bold",
+        )
         outer = block.add_gridspec(1, 2, width_ratios=[cell * n_layers, 3.9])
         grid = outer[0, 0].subgridspec(n_rows, n_layers, wspace=0.06, hspace=0.08)
         for r, s in enumerate(sparsities):
             for l_idx, keep in enumerate(patterns[act][s]):
                 ax = block.add_subplot(grid[r, l_idx])
                 keep = np.asarray(keep, dtype=float)
-                ax.imshow(keep, cmap="gray", vmin=0, vmax=1, aspect="auto",
-                          interpolation="nearest")
+                ax.imshow(keep, cmap="gray", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
                 ax.set_xticks([])
                 ax.set_yticks([])
                 for spine in ax.spines.values():
@@ -164,11 +170,13 @@ def figure1(
                     spine.set_color("0.5")
                 if r == 0:
                     rows, cols = keep.shape
-                    ax.set_title(f"layer {l_idx + 1}\n{rows}×{cols}", fontsize=7.5,
-                                 fontweight="normal")
+                    ax.set_title(
+                        f"layer {l_idx + 1}\n{rows}×{cols}", fontsize=7.5, fontweight="normal"
+                    )
                 if l_idx == 0:
-                    ax.set_ylabel(f"κ={100 * s:.0f}%", fontsize=8, rotation=0, ha="right",
-                                  va="center")
+                    ax.set_ylabel(
+                        f"κ={100 * s:.0f}%", fontsize=8, rotation=0, ha="right", va="center"
+                    )
         ax_cs = block.add_subplot(outer[0, 1])
         _sensitivity_boxes(ax_cs, sensitivities[act])
     if title:
@@ -177,23 +185,23 @@ def figure1(
 
 
 def _sensitivity_boxes(ax, per_layer: Sequence[np.ndarray]) -> None:
-    rows = []
-    floor = None
-    for arr in per_layer:
-        arr = np.abs(np.asarray(arr, dtype=float).ravel())
-        pos = arr[arr > 0]
-        if pos.size:
-            floor = pos.min() if floor is None else min(floor, pos.min())
-    floor = floor if floor is not None else 1e-30
-    for l_idx, arr in enumerate(per_layer):
-        arr = np.abs(np.asarray(arr, dtype=float).ravel())
-        # Exact zeros (dead units) cannot sit on a log axis: draw them at the smallest positive
-        # value seen, which the axis label states.
-        arr = np.where(arr > 0, arr, floor)
-        rows.append(pd.DataFrame({"layer": l_idx + 1, "cs": arr}))
-    df = pd.concat(rows, ignore_index=True)
-    sns.boxplot(data=df, x="layer", y="cs", ax=ax, color="#9ecae1", whis=(1, 99),
-                showfliers=False, linewidth=0.8, log_scale=True)
+    arrays = [np.abs(np.asarray(arr, dtype=float).ravel()) for arr in per_layer]
+    positive = [a[a > 0] for a in arrays if (a > 0).any()]
+    floor = min(p.min() for p in positive) if positive else 1e-30
+    # Exact zeros (dead units) cannot sit on a log axis: draw them at the smallest positive value
+    # seen. Quartiles are invariant under the log, so boxes computed here are the log-scale boxes.
+    arrays = [np.where(a > 0, a, floor) for a in arrays]
+    ax.boxplot(
+        arrays,
+        whis=(1, 99),
+        showfliers=False,
+        patch_artist=True,
+        widths=0.6,
+        boxprops={"facecolor": "#9ecae1", "linewidth": 0.8},
+        medianprops={"color": "#08306b", "linewidth": 1.2},
+    )
+    ax.set_yscale("log")
+    ax.set_xticks(range(1, len(arrays) + 1), [str(i) for i in range(1, len(arrays) + 1)])
     ax.set_xlabel("layer")
     ax.set_ylabel("connection sensitivity |∂L/∂c| (log scale)")
     ax.yaxis.tick_right()
@@ -211,8 +219,14 @@ def _lines(ax, df: pd.DataFrame, x: str, y: str) -> None:
         ax.plot(stats[x], stats["mean"], label=label, lw=1.6, **style)
         spread = stats["std"].fillna(0.0)
         if (stats["count"] > 1).any():
-            ax.fill_between(stats[x], stats["mean"] - spread, stats["mean"] + spread,
-                            color=style["color"], alpha=0.12, lw=0)
+            ax.fill_between(
+                stats[x],
+                stats["mean"] - spread,
+                stats["mean"] + spread,
+                color=style["color"],
+                alpha=0.12,
+                lw=0,
+            )
 
 
 def _need_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -268,8 +282,14 @@ def _shared_legend(fig: Figure, axes) -> None:
             if lab not in handles:
                 handles[lab] = h
                 labels.append(lab)
-    fig.legend([handles[lab] for lab in labels], labels, loc="upper center",
-               ncol=min(len(labels), 6), bbox_to_anchor=(0.5, 0.0), fontsize=9)
+    fig.legend(
+        [handles[lab] for lab in labels],
+        labels,
+        loc="upper center",
+        ncol=min(len(labels), 6),
+        bbox_to_anchor=(0.5, 0.0),
+        fontsize=9,
+    )
     fig.tight_layout()
 
 
@@ -277,7 +297,10 @@ def _shared_legend(fig: Figure, axes) -> None:
 
 
 def training_curves(
-    history: pd.DataFrame, panel: str, hue: str, title: str = "",
+    history: pd.DataFrame,
+    panel: str,
+    hue: str,
+    title: str = "",
     values: Sequence[str] = ("train_loss", "test_error"),
 ) -> Figure:
     """Training curves of one table: a column of panels per value of ``panel`` (e.g. the
@@ -291,8 +314,13 @@ def training_curves(
     hues = list(dict.fromkeys(history[hue]))
     colors = dict(zip(hues, sns.color_palette("tab10", max(len(hues), 1)), strict=False))
     ncol = len(panels)
-    fig, axes = plt.subplots(len(values), ncol, figsize=(max(3.1 * ncol, 5.0), 2.6 * len(values)),
-                             squeeze=False, sharex="col")
+    fig, axes = plt.subplots(
+        len(values),
+        ncol,
+        figsize=(max(3.1 * ncol, 5.0), 2.6 * len(values)),
+        squeeze=False,
+        sharex="col",
+    )
     ylabels = {
         "train_loss": "training loss (nats)",
         "val_error": "validation error (%)",
