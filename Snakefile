@@ -1,0 +1,65 @@
+# spp: Lee et al. ICLR 2020 (and Frankle et al. 2021) as a Snakemake workflow.
+#   snakemake --cores all                                   quick preset (config/config.yaml)
+#   snakemake --cores all --configfile config/paper.yaml    the paper's full protocol
+# Layout and rule graph: docs/workflow.md. Every config key: config/README.md.
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+configfile: "config/config.yaml"
+
+# Types, names and ranges of every key (unknown keys are errors), defaults filled in.
+validate(config, "config/config.schema.yaml")
+
+# The library lives in workflow/spp; importable here even without `pip install -e .`.
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+import spp  # noqa: E402
+import spp.data  # noqa: E402
+from spp import experiments as X  # noqa: E402
+
+# Semantics the schema cannot see (architecture names, registries, folders), before any job.
+X.validate(
+    config,
+    architectures=spp.ARCHITECTURES,
+    init_schemes=spp.INIT_SCHEMES,
+    score_methods=spp.SCORE_METHODS,
+    datasets=spp.data.DATASETS,
+    base_dir=workflow.basedir,
+)
+
+R = f"results/{config['preset']}"  # every output of this preset lives under R
+TABLES = X.expand(config)  # table name -> rows, each with the Nets it needs
+NETS = X.all_nets(TABLES)  # distinct Net -> seeds (shared work appears once)
+ALL_TARGETS = []  # rule files append what `snakemake` with no target builds
+
+report: "report/workflow.rst"
+
+wildcard_constraints:
+    dataset=r"[a-z0-9-]+",
+    train_dataset=r"[a-z0-9-]+",
+    model=r"[^/_]+_[^/_]+_w[0-9.e+-]+",
+    init=r"[^/]+",
+    score=r"[^/]+",
+    sparsity=r"[0-9.e+-]+",
+    repair=r"none|ai",
+    seed=r"\d+",
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/prune.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/aggregate.smk"
+
+# Experiments owned by other files; each adds its rules and its targets to ALL_TARGETS.
+for _extra in ("frankle.smk", "figures.smk"):
+    if (Path(workflow.basedir) / "workflow" / "rules" / _extra).exists():
+        include: f"workflow/rules/{_extra}"
+
+
+rule all:
+    default_target: True
+    input:
+        ALL_TARGETS,

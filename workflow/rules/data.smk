@@ -1,0 +1,26 @@
+# Stage 1, data: fetch (download, or copy from data.mirror / the shipped subsets), verify md5,
+# parse to one compact uint8 tensor file per dataset (train / val / test, fixed seed-0 val split).
+
+
+def _mirror():
+    m = config["data"]["mirror"]
+    if not m:
+        return None
+    return m if Path(m).is_absolute() else str(Path(workflow.basedir) / m)
+
+
+rule data:
+    output:
+        f"{R}/data/{{dataset}}.pt",
+    params:
+        source=config["data"]["source"],
+        mirror=_mirror(),
+        raw_dir=lambda wc: f"{R}/data/raw/{wc.dataset}",
+    log:
+        f"{R}/logs/data/{{dataset}}.log",
+    benchmark:
+        f"{R}/benchmarks/data/{{dataset}}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/data.py"

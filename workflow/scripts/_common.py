@@ -1,0 +1,136 @@
+"""Helpers shared by the workflow's thin scripts: logging, devices, files, network rebuild."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+import spp
+from spp.experiments import DATASET_SHAPES
+
+
+def start(snakemake) -> None:
+    """Send stdout/stderr (and tracebacks) to the rule's log file; one torch thread per core."""
+    if snakemake.log:
+        Path(snakemake.log[0]).parent.mkdir(parents=True, exist_ok=True)
+        f = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 (lives as long as the job)
+        sys.stdout = sys.stderr = f
+    torch.set_num_threads(max(1, int(snakemake.threads)))
+    print(f"[{time.strftime('%H:%M:%S')}] rule {snakemake.rule} wildcards {dict(snakemake.wildcards)}")
+
+
+def log(*args) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}]", *args, flush=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """CPU, or a CUDA GPU not claimed by another job of this machine (CUDA_VISIBLE_DEVICES
+    respected). A claim is a lock file holding our PID, removed at exit; stale claims of dead
+    processes are taken over. Without a free GPU, the visible one with most free memory."""
+    if preference == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        if preference == "cuda":
+            raise RuntimeError("device: cuda requested but no CUDA GPU is visible")
+        return torch.device("cpu")
+    n = torch.cuda.device_count()
+    free = []
+    for i in range(n):
+        try:
+            free.append(torch.cuda.mem_get_info(i)[0])
+        except RuntimeError:
+            free.append(0)
+    order = sorted(range(n), key=lambda i: -free[i])
+    lock_dir = Path(os.environ.get("SPP_GPU_LOCK_DIR", f"/tmp/spp-gpu-locks-{os.getuid()}"))
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for i in order:
+        lock = lock_dir / f"{torch.cuda.get_device_properties(i).uuid}.lock"
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    pid = int(lock.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and _pid_alive(pid):
+                    break
+                lock.unlink(missing_ok=True)  # stale claim
+                continue
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            import atexit
+
+            atexit.register(lambda p=lock: p.unlink(missing_ok=True))
+            return torch.device(f"cuda:{i}")
+    return torch.device(f"cuda:{order[0]}")
+
+
+def build(net: dict) -> torch.nn.Module:
+    """The architecture of a net (params.net: arch, activation, width, dataset), uninitialized."""
+    shape, classes = DATASET_SHAPES[net["dataset"]]
+    return spp.build_model(net["arch"], shape, classes, activation=net["activation"],
+                           width=net["width"])
+
+
+def load(path) -> dict:
+    return torch.load(path, weights_only=True, map_location="cpu")
+
+
+def save(obj, path) -> None:
+    """Atomic torch.save (tmp then rename), creating the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_json(obj, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def limited(batches, max_examples: int | None) -> Iterator:
+    """The first `max_examples` examples of a batch iterator (all when None)."""
+    seen = 0
+    for x, y in batches:
+        if max_examples is not None and seen + len(x) > max_examples:
+            x, y = x[: max_examples - seen], y[: max_examples - seen]
+        if len(x) == 0:
+            return
+        seen += len(x)
+        yield x, y
+        if max_examples is not None and seen >= max_examples:
+            return
+
+
+def network(net: dict, weights_file, mask_file=None, device="cpu"):
+    """Rebuild a net, load its weights, and (given a mask) apply the mask on `device`."""
+    model = build(net)
+    model.load_state_dict(load(weights_file))
+    model.to(device)
+    mask = None
+    if mask_file is not None:
+        mask = {k: v.to(device) for k, v in load(mask_file).items()}
+        spp.apply_mask(model, mask)
+    return model, mask

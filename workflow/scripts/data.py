@@ -1,0 +1,17 @@
+"""Fetch (download, mirror or shipped subset), verify md5, and prepare one dataset file."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)
+from _common import log, start  # noqa: E402
+
+import spp.data  # noqa: E402
+
+start(snakemake)
+name = snakemake.wildcards.dataset
+p = snakemake.params
+log(f"fetch {name} (source {p.source}, mirror {p.mirror}) -> {p.raw_dir}")
+raw = spp.data.fetch(name, p.raw_dir, mirror=p.mirror, source=p.source)
+log(f"prepare {name} -> {snakemake.output[0]}")
+spp.data.prepare(name, raw, snakemake.output[0])
+log("done")

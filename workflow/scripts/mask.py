@@ -1,0 +1,28 @@
+"""Global top-k masks at the target sparsity -> <mask folder>/seed<k>.pt ({name: bool})."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, snakemake.scriptdir)
+from _common import build, load, log, save, start  # noqa: E402
+
+import torch  # noqa: E402
+
+import spp  # noqa: E402
+
+start(snakemake)
+p = snakemake.params
+out = Path(snakemake.output[0])
+for seed in p.seeds:
+    if p.dense:  # nothing pruned
+        if p.sparsity != 0:
+            raise ValueError(f"score 'dense' needs sparsity 0, got {p.sparsity}")
+        mask = {k: torch.ones_like(v, dtype=torch.bool, device="cpu")
+                for k, v in spp.prunable_parameters(build(p.net)).items()}
+    else:
+        scores = load(Path(snakemake.input.score) / f"seed{seed}.pt")
+        mask = spp.global_mask(scores, p.sparsity)
+    save({k: v.cpu() for k, v in mask.items()}, out / f"seed{seed}.pt")
+    kept = sum(int(v.sum()) for v in mask.values())
+    total = sum(v.numel() for v in mask.values())
+    log(f"seed {seed}: kept {kept}/{total} ({1 - kept / total:.4f} pruned)")

@@ -1,0 +1,22 @@
+"""Approximate isometry on each seed's pruned network -> <repair folder>/seed<k>.pt."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, snakemake.scriptdir)
+from _common import log, network, pick_device, save, start  # noqa: E402
+
+import spp  # noqa: E402
+
+start(snakemake)
+p = snakemake.params
+device = pick_device(p.device)
+out = Path(snakemake.output[0])
+for seed in p.seeds:
+    model, mask = network(p.net, Path(snakemake.input.init) / f"seed{seed}.pt",
+                          Path(snakemake.input.mask) / f"seed{seed}.pt", device)
+    before = spp.orthogonality_score(model, mask)
+    spp.approximate_isometry(model, mask, steps=p.steps, lr=p.lr)
+    after = spp.orthogonality_score(model, mask)
+    save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out / f"seed{seed}.pt")
+    log(f"seed {seed}: orthogonality score {before:.4g} -> {after:.4g} ({p.steps} steps)")

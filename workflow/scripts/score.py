@@ -1,0 +1,29 @@
+"""Pruning scores of each seed's initialized network -> <score folder>/seed<k>.pt."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, snakemake.scriptdir)
+from _common import limited, log, network, pick_device, save, start  # noqa: E402
+
+import spp  # noqa: E402
+import spp.data  # noqa: E402
+
+start(snakemake)
+p = snakemake.params
+device = pick_device(p.device)
+data = spp.data.load(snakemake.input.data, device=device) if "data" in snakemake.input.keys() \
+    else None
+method, loss = p.score["method"], p.score["loss"]
+out = Path(snakemake.output[0])
+for seed in p.seeds:
+    model, _ = network(p.net, Path(snakemake.input.init) / f"seed{seed}.pt", device=device)
+    options = {}
+    if loss is not None:
+        options["loss"] = loss
+    if method == "random":
+        options["seed"] = seed
+    batches = limited(data.batches("train", p.batch_size), p.max_examples) if data else None
+    scores = spp.score(model, method, batches=batches, **options)
+    save({k: v.detach().cpu() for k, v in scores.items()}, out / f"seed{seed}.pt")
+    log(f"seed {seed}: {method} {options} on {device}")

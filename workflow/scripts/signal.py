@@ -1,0 +1,36 @@
+"""Signal propagation of each seed's network as it will be trained -> <signal>/seed<k>.json:
+Jacobian singular values, orthogonality score, per-layer sparsity."""
+
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, snakemake.scriptdir)
+from _common import limited, log, network, pick_device, save_json, start  # noqa: E402
+
+import spp  # noqa: E402
+import spp.data  # noqa: E402
+
+start(snakemake)
+p = snakemake.params
+device = pick_device(p.device)
+data = spp.data.load(snakemake.input.data, device=device)
+out = Path(snakemake.output[0])
+for seed in p.seeds:
+    model, mask = network(p.net, Path(snakemake.input.weights) / f"seed{seed}.pt",
+                          Path(snakemake.input.mask) / f"seed{seed}.pt", device)
+    model.eval()
+    jac = spp.jacobian_singular_values(model, limited(data.batches("train", p.batch_size),
+                                                      p.max_examples))
+    record = {
+        "seed": seed,
+        "jacobian": {k: float(v) for k, v in jac.items()},
+        "orthogonality_score": float(spp.orthogonality_score(model, mask)),
+        "layer_sparsity": {k: float(v) for k, v in spp.layer_sparsity(mask).items()},
+        "kept": int(sum(int(v.sum()) for v in mask.values())),
+        "total": int(sum(v.numel() for v in mask.values())),
+        "examples": p.max_examples,
+    }
+    save_json(record, out / f"seed{seed}.json")
+    log(f"seed {seed}: jsv mean {record['jacobian'].get('mean', math.nan):.4g}, "
+        f"OS {record['orthogonality_score']:.4g}")

@@ -1,0 +1,300 @@
+"""Per-seed metric files -> one table per paper table, measured beside published.
+
+A table row is a cell of the paper's table. For every quantity ``q`` it holds ``q_mean``,
+``q_std`` (sample standard deviation over seeds, ddof=1; NaN for one seed) and ``q_n`` (number
+of seeds with a value), and, where the paper prints a number, ``paper_q`` beside them. The paper
+reports the minimum test error over evaluations (selection on the test set): that is
+``error_paper_protocol``, compared with ``paper_error_paper_protocol``. ``error`` is the honest
+one (test error at the best validation evaluation) and has no paper value.
+
+Inputs per seed: the signal JSON (Jacobian singular values, orthogonality score, per-layer
+sparsity) and the training ``metrics.json`` (the summary of `spp.training.train`).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# Quantities per table, in display order; role "main" unless the table has several runs per row.
+ERRORS = ("error_paper_protocol", "error")
+TABLE_QUANTITIES: dict[str, tuple[str, ...]] = {
+    "table1": ("jsv_mean", "jsv_std", "jsv_cn", "sparsity_l*", *ERRORS),
+    "table2": ("os", *ERRORS),
+    "table3": ERRORS,
+    "table4": ERRORS,
+    "table5": ("error_paper_protocol_sup", "error_paper_protocol_unsup", "delta",
+               "error_paper_protocol_rand", "error_sup", "error_unsup", "error_rand"),
+    "figure3": ("jsv_mean", *ERRORS),
+}
+
+TITLES = {
+    "table1": "Table 1: Jacobian singular values and pruned sparsity per layer, 7-layer tanh MLP, "
+              "SG(gamma) init, 90% sparsity",
+    "table2": "Table 2: orthogonality score (OS) and error, 90% sparsity",
+    "table3": "Table 3: error with other activations, 90% sparsity",
+    "table4": "Table 4: unsupervised pruning of K-layer MLPs, 90% sparsity, orthogonal init",
+    "table5": "Table 5: transfer of sparsity, LeNet-300-100, 97% sparsity, orthogonal init",
+    "figure3": "Figure 3: architecture sculpting (same number of parameters)",
+}
+
+
+# ------------------------------------------------------------------------------- reading
+
+
+def _load_json(path: Path) -> dict:
+    with open(path) as f:
+        return json.load(f)  # accepts Infinity / NaN, as written by json.dump
+
+
+def seed_metrics(signal: dict | None, train: dict | None) -> dict[str, float]:
+    """Flatten one seed's signal and training records to quantity -> number."""
+    out: dict[str, float] = {}
+    if signal:
+        jac = signal.get("jacobian") or {}
+        for key, name in (("mean", "jsv_mean"), ("std", "jsv_std"), ("max", "jsv_max"),
+                          ("min", "jsv_min"), ("condition_number", "jsv_cn")):
+            if key in jac:
+                out[name] = float(jac[key])
+        if "orthogonality_score" in signal:
+            out["os"] = float(signal["orthogonality_score"])
+        for i, v in enumerate((signal.get("layer_sparsity") or {}).values(), start=1):
+            out[f"sparsity_l{i}"] = float(v)
+    if train:
+        for key in ("error", "error_paper_protocol", "final_error"):
+            if key in train and train[key] is not None:
+                out[key] = float(train[key])
+    return out
+
+
+def read_run(run: dict) -> dict[int, dict[str, float]]:
+    """Per-seed quantities of one run: {"signal": dir, "train": dir, "seeds": [...]} -> seed -> q."""
+    per_seed = {}
+    for seed in run["seeds"]:
+        sig = Path(run["signal"]) / f"seed{seed}.json"
+        met = Path(run["train"]) / f"seed{seed}" / "metrics.json"
+        per_seed[int(seed)] = seed_metrics(
+            _load_json(sig) if sig.is_file() else None,
+            _load_json(met) if met.is_file() else None,
+        )
+    return per_seed
+
+
+# ------------------------------------------------------------------------------- statistics
+
+
+def stats(values: Sequence[float]) -> tuple[float, float, int]:
+    """Mean, sample std (ddof=1) and count of the non-NaN values; infinities propagate."""
+    vals = np.array([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    n = len(vals)
+    if n == 0:
+        return math.nan, math.nan, 0
+    mean = float(np.mean(vals))
+    if n == 1 or not np.all(np.isfinite(vals)):
+        std = math.nan
+    else:
+        std = float(np.std(vals, ddof=1))
+    return mean, std, n
+
+
+def row_quantities(table: str, runs: dict[str, dict[int, dict[str, float]]]) -> dict[str, list]:
+    """Quantity -> per-seed values for one row; Table 5 combines its sup/unsup/rand runs."""
+    per_q: dict[str, list] = {}
+    if table == "table5":
+        for role, seeds in runs.items():
+            for q in ERRORS:
+                per_q[f"{q}_{role}"] = [m.get(q, math.nan) for m in seeds.values()]
+        if "sup" in runs and "unsup" in runs:
+            common = sorted(set(runs["sup"]) & set(runs["unsup"]))
+            per_q["delta"] = [runs["unsup"][s].get("error_paper_protocol", math.nan)
+                              - runs["sup"][s].get("error_paper_protocol", math.nan)
+                              for s in common]
+        return per_q
+    seeds = runs["main"]
+    names = sorted({q for m in seeds.values() for q in m})
+    for q in names:
+        per_q[q] = [m.get(q, math.nan) for m in seeds.values()]
+    return per_q
+
+
+def _ordered(table: str, available: Sequence[str]) -> list[str]:
+    out = []
+    for q in TABLE_QUANTITIES.get(table, ()):
+        if q.endswith("*"):
+            matches = [a for a in available if a.startswith(q[:-1])]
+            out += sorted(matches, key=lambda a: int(a[len(q) - 1:]))
+        elif q in available or table == "table5":
+            out.append(q)
+    return out
+
+
+# ------------------------------------------------------------------------------- paper
+
+
+def load_paper(path: str | os.PathLike) -> pd.DataFrame:
+    """The paper's published numbers: columns table, row, col, quantity, value, note."""
+    df = pd.read_csv(path, dtype={"row": str, "col": str}, keep_default_na=False,
+                     na_values={"value": [""]})
+    need = {"table", "row", "col", "quantity", "value"}
+    if not need <= set(df.columns):
+        raise ValueError(f"{path}: columns {sorted(need - set(df.columns))} missing")
+    return df
+
+
+def paper_values(paper: pd.DataFrame, table: str, key: Sequence[str]) -> dict[str, float]:
+    sel = paper[(paper["table"] == table) & (paper["row"] == key[0]) & (paper["col"] == key[1])]
+    return {r.quantity: float(r.value) for r in sel.itertuples()}
+
+
+# ------------------------------------------------------------------------------- tables
+
+
+def build_table(table: str, rows: list[dict], paper: pd.DataFrame | None = None,
+                preset: str = "", reader=read_run) -> pd.DataFrame:
+    """One DataFrame row per paper-table cell: keys, then q_mean, q_std, q_n, paper_q per q."""
+    records = []
+    for row in rows:
+        runs = {role: reader(run) for role, run in row["runs"].items()}
+        per_q = row_quantities(table, runs)
+        pv = paper_values(paper, table, row["paper_key"]) if paper is not None else {}
+        rec = {"preset": preset, **row["keys"]}
+        for q in _ordered(table, list(per_q)):
+            mean, std, n = stats(per_q.get(q, []))
+            rec[f"{q}_mean"], rec[f"{q}_std"], rec[f"{q}_n"] = mean, std, n
+            if paper is not None:
+                rec[f"paper_{q}"] = pv.get(q, math.nan)
+        for q, v in pv.items():  # paper numbers about the cell itself (e.g. sparsity, params)
+            rec.setdefault(f"paper_{q}", v)
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def key_columns(df: pd.DataFrame) -> list[str]:
+    suffixes = ("_mean", "_std", "_n")
+    return [c for c in df.columns if not c.startswith("paper_") and not c.endswith(suffixes)]
+
+
+def quantities(df: pd.DataFrame) -> list[str]:
+    return [c[: -len("_mean")] for c in df.columns if c.endswith("_mean")]
+
+
+def _num(x: float, q: str) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if q.startswith("jsv") or abs(x) >= 1e4 or (x != 0 and abs(x) < 1e-2):
+        return f"{x:.3g}"
+    return f"{x:.2f}"
+
+
+def cell_text(row: pd.Series, q: str) -> str:
+    mean, std, n = row.get(f"{q}_mean"), row.get(f"{q}_std"), row.get(f"{q}_n")
+    if n is None or n == 0 or (isinstance(n, float) and math.isnan(n)):
+        return "not run"
+    s = _num(mean, q)
+    if std is not None and not (isinstance(std, float) and math.isnan(std)):
+        s += f" ± {_num(std, q)}"
+    return f"{s} (n={int(n)})"
+
+
+def display_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable frame: keys, then for each quantity 'ours' and (if any) 'paper'."""
+    out = df[key_columns(df)].copy()
+    for q in quantities(df):
+        out[q] = [cell_text(r, q) for _, r in df.iterrows()]
+        if f"paper_{q}" in df.columns:
+            out[f"paper {q}"] = [_num(v, q) for v in df[f"paper_{q}"]]
+    for c in df.columns:  # paper values without a measured counterpart
+        if c.startswith("paper_") and c[len("paper_"):] not in quantities(df):
+            out[c.replace("_", " ", 1)] = [_num(v, c) for v in df[c]]
+    return out
+
+
+def to_markdown(df: pd.DataFrame, title: str = "", note: str = "") -> str:
+    disp = display_frame(df)
+    lines = [f"# {title}", ""] if title else []
+    if note:
+        lines += [f"_{note}_", ""]
+    cols = [str(c) for c in disp.columns]
+    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("|" + "|".join("---" for _ in cols) + "|")
+    for _, r in disp.iterrows():
+        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in r.values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_html(df: pd.DataFrame, title: str = "", note: str = "") -> str:
+    disp = display_frame(df)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in disp.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values) + "</tr>"
+        for _, r in disp.iterrows()
+    )
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>"
+        f"<h2>{html.escape(title)}</h2><p><em>{html.escape(note)}</em></p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        "<p>Values: mean ± sample std over seeds (n). error_paper_protocol = minimum test error "
+        "over evaluations (the paper's protocol); error = test error at the best validation "
+        "evaluation.</p></body></html>\n"
+    )
+
+
+def _write_text(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_table(df: pd.DataFrame, csv: str, md: str | None = None, html_path: str | None = None,
+                title: str = "", note: str = "") -> None:
+    """CSV (all columns, full precision) and Markdown / HTML renderings, written atomically."""
+    _write_text(csv, df.to_csv(index=False))
+    if md:
+        _write_text(md, to_markdown(df, title, note))
+    if html_path:
+        _write_text(html_path, to_html(df, title, note))
+
+
+def plot_figure3(df: pd.DataFrame, png: str, svg: str, note: str = "") -> None:
+    """Error per sculpted model (mean ± std over seeds), dense base first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    q = "error_paper_protocol"
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    labels = [f"{m}\n{s:.1%} pruned" for m, s in zip(df["model"], df["sparsity"], strict=True)]
+    ax.bar(range(len(df)), df[f"{q}_mean"], yerr=df[f"{q}_std"].fillna(0), capsize=4,
+           color=["#888888"] + ["#1f77b4"] * (len(df) - 1))
+    if f"paper_{q}" in df.columns and df[f"paper_{q}"].notna().any():
+        ax.scatter(range(len(df)), df[f"paper_{q}"], color="k", marker="x", zorder=3,
+                   label="paper")
+        ax.legend()
+    ax.set_xticks(range(len(df)), labels, fontsize=8)
+    ax.set_ylabel("test error (%), min over evaluations")
+    ax.set_title("Architecture sculpting: all models have the base's parameter count",
+                 fontsize=10)
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=6, wrap=True)
+    fig.tight_layout(rect=(0, 0.06 if note else 0, 1, 1))
+    for path in (png, svg):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(path).with_name(Path(path).stem + ".tmp" + Path(path).suffix)
+        fig.savefig(tmp, dpi=150)
+        os.replace(tmp, path)
+    plt.close(fig)

@@ -1,0 +1,494 @@
+"""Experiment grids: config -> the networks to build and the files that hold them.
+
+Pure functions, so the Snakefile stays thin and the expansion is unit-tested. A `Net` is one
+trained configuration (all of its seeds): where it was initialized and pruned, how, what repaired
+it, and what it is trained on. Its tokens name the result folders; two tables asking for the same
+`Net` get the same folders, which is how Snakemake builds shared work once (one init feeds LDI and
+LDI-AI; one pruned network feeds every table that needs it).
+
+Path layout (P = ``results/<preset>``; every stage folder holds one file per seed)::
+
+    P/data/<dataset>.pt
+    P/init/<dataset>/<model>/<init>/seed<k>.pt                            state_dict
+    P/score/<dataset>/<model>/<init>/<score>/seed<k>.pt                    {name: score}
+    P/mask/<dataset>/<model>/<init>/<score>/s<sparsity>/seed<k>.pt         {name: bool}
+    P/repair/<dataset>/<model>/<init>/<score>/s<sparsity>/seed<k>.pt       state_dict after AI
+    P/signal/<dataset>/<model>/<init>/<score>/s<sparsity>/<repair>/seed<k>.json
+    P/train/<dataset>/<model>/<init>/<score>/s<sparsity>/<repair>/<train_dataset>/seed<k>/
+        metrics.json, history.csv, checkpoint.ckpt
+
+Tokens: model ``<arch>_<activation|default>_w<width>``; init ``<scheme>`` or ``sg_g<gamma>``;
+score ``<method>`` or ``<method>_<loss>`` (``dense`` = nothing pruned); repair ``none`` | ``ai``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# Paper row names of Tables 2 and 3 -> (init scheme, repair).
+ROW_INITS: dict[str, tuple[str, str]] = {
+    "VS-L": ("vs-lecun", "none"),
+    "VS-G": ("vs-glorot", "none"),
+    "VS-H": ("vs-he", "none"),
+    "LDI": ("orthogonal", "none"),
+    "LDI-AI": ("orthogonal", "ai"),
+}
+
+# Losses of connection sensitivity (contract: spp.scores "snip" option loss=...).
+SNIP_LOSSES = ("supervised", "unif", "pred-raw", "pred-softmax", "jac-l1", "jac-l2")
+
+# Paper row labels of Table 4 for each loss.
+LOSS_LABELS = {
+    "supervised": "GT",
+    "pred-raw": "Pred. (raw)",
+    "pred-softmax": "Pred. (softmax)",
+    "unif": "Unif.",
+    "jac-l1": "||J||_1",
+    "jac-l2": "||J||_2",
+}
+
+# Input shape and class count of every dataset the workflow knows; only used to count the
+# parameters of a model without loading data (Figure 3 sparsities).
+DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
+    "mnist": ((1, 28, 28), 10),
+    "fashion-mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar10-64": ((3, 64, 64), 10),
+    "tiny-imagenet": ((3, 64, 64), 200),
+}
+
+DATASET_LABELS = {
+    "mnist": "MNIST",
+    "fashion-mnist": "F-MNIST",
+    "cifar10": "CIFAR-10",
+    "cifar10-64": "CIFAR-10 at 64x64 (stand-in for Tiny-ImageNet)",
+    "tiny-imagenet": "Tiny-ImageNet",
+}
+
+TABLES = ("table1", "table2", "table3", "table4", "table5", "figure3")
+
+
+def fmt(x: float) -> str:
+    """A float as it appears in a path: short, exact enough to round-trip a sparsity."""
+    return format(float(x), ".10g")
+
+
+@dataclass(frozen=True)
+class Net:
+    """One trained network configuration; its seeds share every folder."""
+
+    dataset: str  # initialized and pruned on (scoring data)
+    arch: str
+    activation: str | None
+    width: float
+    init: str  # scheme
+    gamma: float | None
+    method: str  # score method, or "dense"
+    loss: str | None
+    sparsity: float
+    repair: str  # "none" | "ai"
+    train_dataset: str
+
+    @property
+    def model_token(self) -> str:
+        return f"{self.arch}_{self.activation or 'default'}_w{fmt(self.width)}"
+
+    @property
+    def init_token(self) -> str:
+        return self.init if self.gamma is None else f"{self.init}_g{fmt(self.gamma)}"
+
+    @property
+    def score_token(self) -> str:
+        return self.method if self.loss is None else f"{self.method}_{self.loss}"
+
+    @property
+    def sparsity_token(self) -> str:
+        return f"s{fmt(self.sparsity)}"
+
+    def stage_dir(self, root: str, stage: str) -> str:
+        """Folder of one stage's per-seed files for this net, under results root ``root``."""
+        parts = [root, stage, self.dataset, self.model_token, self.init_token]
+        if stage == "init":
+            pass
+        elif stage == "score":
+            parts.append(self.score_token)
+        elif stage in ("mask", "repair"):
+            parts += [self.score_token, self.sparsity_token]
+        elif stage == "signal":
+            parts += [self.score_token, self.sparsity_token, self.repair]
+        elif stage == "train":
+            parts += [self.score_token, self.sparsity_token, self.repair, self.train_dataset]
+        else:
+            raise ValueError(
+                f"unknown stage {stage!r}; valid: init, score, mask, repair, signal, train"
+            )
+        return "/".join(parts)
+
+    def weights_dir(self, root: str) -> str:
+        """Where the weights that get trained live: the init, or the AI-repaired init."""
+        return self.stage_dir(root, "repair" if self.repair == "ai" else "init")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_model_token(token: str) -> dict:
+    """Inverse of `Net.model_token`: the keyword arguments of `spp.build_model`."""
+    m = re.fullmatch(r"([^_/]+)_([^_/]+)_w([0-9.e+-]+)", token)
+    if not m:
+        raise ValueError(f"bad model token {token!r}; expected <arch>_<activation|default>_w<width>")
+    act = None if m.group(2) == "default" else m.group(2)
+    return {"arch": m.group(1), "activation": act, "width": float(m.group(3))}
+
+
+def parse_init_token(token: str) -> dict:
+    """Inverse of `Net.init_token`: scheme and gamma for `spp.initialize`."""
+    m = re.fullmatch(r"([^_/]+?)(?:_g([0-9.e+-]+))?", token)
+    if not m:
+        raise ValueError(f"bad init token {token!r}; expected <scheme> or <scheme>_g<gamma>")
+    gamma = float(m.group(2)) if m.group(2) else None
+    return {"scheme": m.group(1), "gamma": gamma}
+
+
+def parse_score_token(token: str) -> dict:
+    """Inverse of `Net.score_token`: method and (for snip) loss."""
+    method, _, loss = token.partition("_")
+    return {"method": method, "loss": loss or None}
+
+
+def parse_sparsity_token(token: str) -> float:
+    return float(token[1:] if token.startswith("s") else token)
+
+
+# --------------------------------------------------------------------------------------------
+# Architecture names
+
+
+def arch_family(arch: str) -> str:
+    """The base name in `spp.ARCHITECTURES` an architecture name belongs to."""
+    if re.fullmatch(r"mlp-\d+-(linear|tanh|relu|lrelu|selu)", arch):
+        return "mlp-K-ACT"
+    if arch in ("lenet300", "vgg16"):
+        return arch
+    m = re.fullmatch(r"resnet(\d+)", arch)
+    if m and (int(m.group(1)) - 2) % 6 == 0 and int(m.group(1)) >= 8:
+        return "resnetD"
+    if re.fullmatch(r"wrn-16-\d+", arch):
+        return "wrn-16-k"
+    raise ValueError(
+        f"unknown architecture {arch!r}; valid: mlp-K-ACT (ACT in linear/tanh/relu/lrelu/selu), "
+        "lenet300, vgg16, resnetD (D = 6n+2, e.g. resnet20, resnet32), wrn-16-k (e.g. wrn-16-8)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Grid expansion: one function per table, each returning rows (dicts) with the Net(s) per row.
+#
+# A row is {"table": str, "keys": {label columns}, "paper_key": (row, col), "runs": {role: Net}}.
+# Roles: "main" for single-run rows; Table 5 uses "sup", "unsup", "rand".
+
+
+def _seeds(cfg: dict, exp: dict) -> list[int]:
+    return list(exp.get("seeds") or cfg["seeds"])
+
+
+def table1_rows(cfg: dict) -> list[dict]:
+    t = cfg["table1"]
+    rows = []
+    for g in t["gammas"]:
+        net = Net(t["dataset"], t["arch"], None, 1.0, "sg", float(g), "snip", t["loss"],
+                  t["sparsity"], "none", t["dataset"])
+        label = f"SG (gamma={float(g):.0e})"
+        rows.append({"table": "table1", "keys": {"init": label, "gamma": float(g)},
+                     "paper_key": (label, ""), "runs": {"main": net}})
+    return rows
+
+
+def _init_rows(rows_cfg: Iterable[str]) -> list[tuple[str, str, str]]:
+    return [(label, *ROW_INITS[label]) for label in rows_cfg]
+
+
+def table2_rows(cfg: dict) -> list[dict]:
+    t = cfg["table2"]
+    rows = []
+    for label, scheme, repair in _init_rows(t["rows"]):
+        for col in t["columns"]:
+            net = Net(col["dataset"], col["arch"], None, col["width"], scheme, None, "snip",
+                      "supervised", t["sparsity"], repair, col["dataset"])
+            rows.append({"table": "table2",
+                         "keys": {"init": label, "network": col["name"],
+                                  "dataset": col["dataset"]},
+                         "paper_key": (label, col["name"]), "runs": {"main": net}})
+    unsup = t.get("unsupervised_row") or {}
+    if unsup.get("enabled", True) and unsup.get("columns"):
+        by_name = {c["name"]: c for c in t["columns"]}
+        for name in unsup["columns"]:
+            col = by_name[name]
+            net = Net(col["dataset"], col["arch"], None, col["width"], "orthogonal", None,
+                      "snip", "unif", t["sparsity"], "none", col["dataset"])
+            label = "LDI (unsup.)"
+            rows.append({"table": "table2",
+                         "keys": {"init": label, "network": name, "dataset": col["dataset"]},
+                         "paper_key": (label, name), "runs": {"main": net}})
+    return rows
+
+
+def table3_rows(cfg: dict) -> list[dict]:
+    t = cfg["table3"]
+    rows = []
+    for label, scheme, repair in _init_rows(t["rows"]):
+        for col in t["networks"]:
+            for act in t["activations"]:
+                net = Net(t["dataset"], col["arch"], act, col["width"], scheme, None, "snip",
+                          "supervised", t["sparsity"], repair, t["dataset"])
+                rows.append({"table": "table3",
+                             "keys": {"init": label, "network": col["name"], "activation": act},
+                             "paper_key": (label, f"{col['name']} {act}"),
+                             "runs": {"main": net}})
+    return rows
+
+
+def table4_rows(cfg: dict) -> list[dict]:
+    t = cfg["table4"]
+    rows = []
+    grid = [(loss, k) for loss in t["losses"] for k in t["depths"]]
+    jac = t.get("jacobian_losses") or {}
+    grid += [(loss, k) for loss in jac.get("losses", []) for k in jac.get("depths", [])]
+    for loss, k in grid:
+        arch = f"mlp-{k}-{t['activation']}"
+        net = Net(t["dataset"], arch, None, 1.0, t["init"], None, "snip", loss, t["sparsity"],
+                  "none", t["dataset"])
+        rows.append({"table": "table4",
+                     "keys": {"loss": LOSS_LABELS[loss], "supervised": loss == "supervised",
+                              "K": k},
+                     "paper_key": (LOSS_LABELS[loss], f"K={k}"), "runs": {"main": net}})
+    return rows
+
+
+def table5_rows(cfg: dict) -> list[dict]:
+    t = cfg["table5"]
+    rows = []
+    for r in t["rows"]:
+        def net(method: str, loss: str | None, r=r) -> Net:
+            return Net(r["prune"], t["arch"], None, 1.0, t["init"], None, method, loss,
+                       t["sparsity"], "none", r["train"])
+
+        category = "Standard" if r["prune"] == r["train"] else "Transfer"
+        runs = {"sup": net("snip", t["supervised_loss"]),
+                "unsup": net("snip", t["unsupervised_loss"])}
+        if t.get("random", True):
+            runs["rand"] = net("random", None)
+        rows.append({"table": "table5",
+                     "keys": {"category": category, "prune": r["prune"], "train": r["train"]},
+                     "paper_key": (f"{DATASET_LABELS[r['prune']]} -> "
+                                   f"{DATASET_LABELS[r['train']]}", ""),
+                     "runs": runs})
+    return rows
+
+
+def count_prunable(arch: str, dataset: str, activation: str | None, width: float) -> int:
+    """Number of prunable weights of a model, built on the meta device (no memory, no data)."""
+    import torch
+
+    import spp
+
+    shape, classes = DATASET_SHAPES[dataset]
+    try:
+        with torch.device("meta"):
+            model = spp.build_model(arch, shape, classes, activation=activation, width=width)
+    except Exception:  # a constructor that does real math at build time: build on the CPU
+        model = spp.build_model(arch, shape, classes, activation=activation, width=width)
+    return int(sum(p.numel() for p in spp.prunable_parameters(model).values()))
+
+
+def figure3_rows(cfg: dict, counter: Callable[..., int] = count_prunable) -> list[dict]:
+    """Sculpting: each variant pruned (at init) to the base network's prunable-weight count."""
+    t = cfg["figure3"]
+    ds = t["dataset"]
+    base = t["base"]
+    n_base = counter(base["arch"], ds, None, base["width"])
+    rows = [{"table": "figure3",
+             "keys": {"model": base["name"], "arch": base["arch"], "width": base["width"],
+                      "params_total": n_base, "params_kept": n_base, "sparsity": 0.0},
+             "paper_key": (base["name"], ""),
+             "runs": {"main": Net(ds, base["arch"], None, base["width"], t["init"], None,
+                                  "dense", None, 0.0, "none", ds)}}]
+    for i, v in enumerate(t["variants"]):
+        n = counter(v["arch"], ds, None, v["width"])
+        if n <= n_base:
+            raise ValueError(
+                f"figure3.variants[{i}] ({v['name']}: {v['arch']} width {v['width']}) has {n} "
+                f"prunable weights, not more than the base's {n_base}: nothing to prune; "
+                "use a wider or deeper variant"
+            )
+        sparsity = 1.0 - n_base / n
+        net = Net(ds, v["arch"], None, v["width"], t["init"], None, t["method"], t["loss"],
+                  sparsity, "none", ds)
+        rows.append({"table": "figure3",
+                     "keys": {"model": v["name"], "arch": v["arch"], "width": v["width"],
+                              "params_total": n, "params_kept": round(n * (1 - sparsity)),
+                              "sparsity": sparsity},
+                     "paper_key": (v["name"], ""), "runs": {"main": net}})
+    return rows
+
+
+ROW_BUILDERS = {
+    "table1": table1_rows,
+    "table2": table2_rows,
+    "table3": table3_rows,
+    "table4": table4_rows,
+    "table5": table5_rows,
+    "figure3": figure3_rows,
+}
+
+
+def expand(cfg: dict, counter: Callable[..., int] = count_prunable) -> dict[str, list[dict]]:
+    """Every enabled table -> its rows; each row carries the Nets it needs (see above)."""
+    out = {}
+    for name, build in ROW_BUILDERS.items():
+        if not cfg.get(name, {}).get("enabled", True):
+            continue
+        rows = build(cfg, counter) if name == "figure3" else build(cfg)
+        for row in rows:
+            row["seeds"] = _seeds(cfg, cfg[name])
+        out[name] = rows
+    return out
+
+
+def all_nets(tables: dict[str, list[dict]]) -> dict[Net, list[int]]:
+    """Distinct nets over all tables -> union of their seeds (shared work appears once)."""
+    nets: dict[Net, set[int]] = {}
+    for rows in tables.values():
+        for row in rows:
+            for net in row["runs"].values():
+                nets.setdefault(net, set()).update(row["seeds"])
+    return {n: sorted(s) for n, s in nets.items()}
+
+
+def net_index(nets: Iterable[Net], root: str) -> dict[str, Net]:
+    """Lookup from any stage folder to a Net that owns it (for Snakemake input functions)."""
+    index = {}
+    for net in nets:
+        for stage in ("init", "score", "mask", "repair", "signal", "train"):
+            index.setdefault(net.stage_dir(root, stage), net)
+    return index
+
+
+# --------------------------------------------------------------------------------------------
+# Semantic validation (the JSON Schema checks types and names of keys first)
+
+
+def validate(cfg: dict, *, architectures: Iterable[str], init_schemes: Iterable[str],
+             score_methods: Iterable[str], datasets: Iterable[str] | None = None,
+             base_dir: str | Path = ".") -> None:
+    """Raise ValueError naming the config key and what is allowed; run before any job."""
+    architectures, init_schemes = set(architectures), set(init_schemes)
+    score_methods = set(score_methods)
+    known_ds = set(datasets) if datasets else set(DATASET_SHAPES)
+    known_ds &= set(DATASET_SHAPES) if datasets else known_ds
+
+    def check_arch(key: str, arch: str) -> None:
+        family = arch_family(arch)  # ValueError for an unknown name
+        if architectures and family not in architectures:
+            raise ValueError(f"{key}: architecture {arch!r} ({family}) is not provided by "
+                             f"spp.models; available: {', '.join(sorted(architectures))}")
+
+    def check_ds(key: str, ds: str) -> None:
+        if ds not in known_ds:
+            raise ValueError(f"{key}: unknown dataset {ds!r}; valid: {', '.join(sorted(known_ds))}")
+
+    def check_init(key: str, scheme: str) -> None:
+        if init_schemes and scheme not in init_schemes:
+            raise ValueError(f"{key}: unknown init scheme {scheme!r}; valid: "
+                             f"{', '.join(sorted(init_schemes))}")
+
+    def check_method(key: str, method: str) -> None:
+        if score_methods and method not in score_methods:
+            raise ValueError(f"{key}: unknown score method {method!r}; valid: "
+                             f"{', '.join(sorted(score_methods))}")
+
+    data = cfg.get("data", {})
+    mirror = data.get("mirror")
+    if mirror:
+        path = Path(mirror) if Path(mirror).is_absolute() else Path(base_dir) / mirror
+        if not path.is_dir():
+            raise ValueError(f"data.mirror: folder {str(path)!r} does not exist; give an existing "
+                             "folder holding the dataset files, or null (official: download; "
+                             "subset: data/subsets)")
+    for ds in cfg.get("training", {}):
+        check_ds(f"training.{ds}", ds)
+
+    if cfg.get("table1", {}).get("enabled", True):
+        t = cfg["table1"]
+        check_arch("table1.arch", t["arch"])
+        check_ds("table1.dataset", t["dataset"])
+        check_init("table1 (scaled Gaussian)", "sg")
+        for g in t["gammas"]:
+            if not g > 0:
+                raise ValueError(f"table1.gammas: {g} is not a positive variance")
+    if cfg.get("table2", {}).get("enabled", True):
+        t = cfg["table2"]
+        names = [c["name"] for c in t["columns"]]
+        for i, c in enumerate(t["columns"]):
+            check_arch(f"table2.columns[{i}].arch", c["arch"])
+            check_ds(f"table2.columns[{i}].dataset", c["dataset"])
+        for name in (t.get("unsupervised_row") or {}).get("columns", []):
+            if name not in names:
+                raise ValueError(f"table2.unsupervised_row.columns: {name!r} is not a column "
+                                 f"name of table2.columns; valid: {', '.join(names)}")
+    if cfg.get("table3", {}).get("enabled", True):
+        t = cfg["table3"]
+        check_ds("table3.dataset", t["dataset"])
+        for i, c in enumerate(t["networks"]):
+            check_arch(f"table3.networks[{i}].arch", c["arch"])
+    for name in ("table2", "table3"):
+        if cfg.get(name, {}).get("enabled", True):
+            for label in cfg[name]["rows"]:
+                scheme, _ = ROW_INITS[label]
+                check_init(f"{name}.rows ({label})", scheme)
+    if cfg.get("table4", {}).get("enabled", True):
+        t = cfg["table4"]
+        check_ds("table4.dataset", t["dataset"])
+        check_init("table4.init", t["init"])
+        for k in t["depths"]:
+            check_arch("table4.depths", f"mlp-{k}-{t['activation']}")
+    if cfg.get("table5", {}).get("enabled", True):
+        t = cfg["table5"]
+        check_arch("table5.arch", t["arch"])
+        check_init("table5.init", t["init"])
+        for i, r in enumerate(t["rows"]):
+            check_ds(f"table5.rows[{i}].prune", r["prune"])
+            check_ds(f"table5.rows[{i}].train", r["train"])
+            if DATASET_SHAPES[r["prune"]] != DATASET_SHAPES[r["train"]]:
+                raise ValueError(f"table5.rows[{i}]: prune on {r['prune']!r} and train on "
+                                 f"{r['train']!r} need the same input shape and classes")
+        if t.get("random", True):
+            check_method("table5.random", "random")
+    if cfg.get("figure3", {}).get("enabled", True):
+        t = cfg["figure3"]
+        check_ds("figure3.dataset", t["dataset"])
+        check_init("figure3.init", t["init"])
+        check_method("figure3.method", t["method"])
+        check_arch("figure3.base.arch", t["base"]["arch"])
+        for i, v in enumerate(t["variants"]):
+            check_arch(f"figure3.variants[{i}].arch", v["arch"])
+    if any(cfg.get(n, {}).get("enabled", True) for n in ("table1", "table2", "table3",
+                                                           "table4", "table5")):
+        check_method("snip (connection sensitivity)", "snip")
+    for name in TABLES:
+        if name in cfg and cfg[name].get("enabled", True):
+            for ds in _datasets_of(name, cfg[name]):
+                if ds not in cfg.get("training", {}):
+                    raise ValueError(f"{name}: dataset {ds!r} has no training recipe; add "
+                                     f"training.{ds} (have: {', '.join(cfg.get('training', {}))})")
+
+
+def _datasets_of(name: str, t: dict) -> set[str]:
+    if name == "table2":
+        return {c["dataset"] for c in t["columns"]}
+    if name == "table5":
+        return {r["train"] for r in t["rows"]} | {r["prune"] for r in t["rows"]}
+    return {t["dataset"]}
