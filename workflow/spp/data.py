@@ -419,9 +419,15 @@ def val_split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std in [0,1] units: global for one channel, per channel for colour."""
-    c = x.shape[1]
-    flat = x.transpose(0, 1).reshape(c, -1).double() / 255.0
-    return flat.mean(1).float(), flat.std(1, correction=0).float()
+    levels = torch.arange(256, dtype=torch.float64) / 255.0
+    means, stds = [], []
+    for c in range(x.shape[1]):  # exact, from each channel's histogram of the 256 levels
+        hist = torch.bincount(x[:, c].reshape(-1), minlength=256).double()
+        p = hist / hist.sum()
+        mean = (p * levels).sum()
+        means.append(mean)
+        stds.append(((p * (levels - mean) ** 2).sum()).sqrt())
+    return torch.stack(means).float(), torch.stack(stds).float()
 
 
 def prepare(name: str, raw_dir: str | Path, out_path: str | Path, verify_md5: bool = True) -> None:

@@ -100,10 +100,16 @@ def cifar_archive_bytes(xtr, ytr, xte, yte, classes, n_batches: int = 5) -> byte
     return _gzip_bytes(tbuf.getvalue())
 
 
-def build(shared: Path, out: Path = REPO_SUBSETS) -> dict[str, dict[str, str]]:
-    """Write all subsets under ``out``; return dataset -> file -> md5."""
+def build(shared: Path, out: Path = REPO_SUBSETS,
+          names: tuple[str, ...] = tuple(SIZES)) -> dict[str, dict[str, str]]:
+    """Write the named subsets under ``out``; return dataset -> file -> md5."""
+    unknown = set(names) - set(SIZES)
+    if unknown:
+        raise ValueError(f"no subset for {sorted(unknown)}; allowed: {', '.join(SIZES)}")
     sums = {}
     for name in ("mnist", "fashion-mnist"):
+        if name not in names:
+            continue
         n_tr, n_te = SIZES[name]
         src = shared / name
         xtr = read_idx(src / "train-images-idx3-ubyte.gz").unsqueeze(1)
@@ -113,6 +119,8 @@ def build(shared: Path, out: Path = REPO_SUBSETS) -> dict[str, dict[str, str]]:
         tr, te = balanced_choice(ytr, n_tr), balanced_choice(yte, n_te)
         write_idx_dataset(out / name, xtr[tr], ytr[tr], xte[te], yte[te])
         sums[name] = {f.name: md5sum(f) for f in sorted((out / name).iterdir())}
+    if "cifar10" not in names:
+        return sums
     n_tr, n_te = SIZES["cifar10"]
     xtr, ytr, xte, yte, classes = read_cifar_archive(shared / CIFAR_SOURCE)
     tr, te = balanced_choice(ytr, n_tr), balanced_choice(yte, n_te)
