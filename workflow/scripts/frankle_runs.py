@@ -1,0 +1,56 @@
+"""Every (sparsity, ablation) run of one Frankle method on one network, for the part's seeds ->
+one JSON list of run rows (spp.frankle.run_cells). Layer collapse is recorded, not fatal."""
+
+import sys
+from pathlib import Path
+
+if snakemake.scriptdir not in sys.path:
+    sys.path.insert(0, snakemake.scriptdir)
+import spp.data  # noqa: E402
+import spp.frankle  # noqa: E402
+import spp.training  # noqa: E402
+from _common import build, load, pick_device, save_json, start  # noqa: E402
+
+log = start(snakemake)
+p = snakemake.params
+method = snakemake.wildcards.method
+device = pick_device(p.device)
+data = spp.data.load(snakemake.input.data, device=device)
+scoring = p.scoring
+options = {"temperature": float(p.grasp_temperature)} if method == "grasp" else {}
+if method == "synflow":
+    options = {"iterations": int(p.synflow_iterations)}
+
+
+def make_model(seed):
+    model = build(p.net)
+    model.load_state_dict(load(Path(snakemake.input.init) / f"seed{seed}.pt"))
+    return model.to(device)
+
+
+def train_fn(model, mask, seed):
+    cfg = spp.training.TrainConfig(**p.recipe, seed=seed)
+    mask = {k: v.to(device) for k, v in mask.items()}
+    return spp.training.train(model.to(device), mask, data, cfg, device, log=log).summary
+
+
+rows = []
+for seed in p.seeds:
+    trained = None
+    if method == "magnitude-after-training":
+        ckpt = Path(p.dense_train_dir) / f"seed{seed}" / "checkpoint.ckpt"
+        if not ckpt.exists():
+            raise FileNotFoundError(f"{ckpt}: the dense net's final checkpoint (train stage) is "
+                                    "missing; delete the dense train folder to rebuild it")
+        trained = load(ckpt)["model"]
+    rows += spp.frankle.run_cells(
+        method, make_model, seed=seed, sparsities=p.sparsities, ablations=p.ablations,
+        train_fn=train_fn, init_scheme=p.net["scheme"],
+        batches=spp.frankle.batches_limited(data, scoring["batch_size"], scoring["max_examples"]),
+        input_shape=tuple(data.input_shape), trained_state=trained, options=options, log=log,
+    )
+for r in rows:
+    r.update(network=p.net["name"], arch=p.net["arch"], dataset=snakemake.wildcards.dataset,
+             init=p.net["scheme"], device=str(device))
+save_json(rows, snakemake.output[0])
+log(f"{len(rows)} runs written")

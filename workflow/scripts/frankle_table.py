@@ -1,0 +1,30 @@
+"""Run rows + dense metrics -> P/tables/frankle.csv (mean/std/n per network x method x ablation x
+sparsity; the dense net as method `dense`, sparsity 0) and P/tables/frankle_runs.csv (all runs)."""
+
+import json
+import sys
+from pathlib import Path
+
+if snakemake.scriptdir not in sys.path:
+    sys.path.insert(0, snakemake.scriptdir)
+import pandas as pd  # noqa: E402
+import spp.frankle  # noqa: E402
+from _common import start  # noqa: E402
+
+log = start(snakemake)
+p = snakemake.params
+rows = [r for f in snakemake.input.runs for r in json.loads(Path(f).read_text())]
+for name, train_dir in p.dense.items():
+    for seed in p.seeds:
+        m = json.loads((Path(train_dir) / f"seed{seed}" / "metrics.json").read_text())
+        rows.append({"network": name, "method": "dense", "ablation": "none", "sparsity": 0.0,
+                     "seed": seed, **{k: m.get(k) for k in spp.frankle.METRICS},
+                     "diverged": m.get("diverged", False), "collapsed": ""})
+runs = pd.DataFrame(rows)
+table = spp.frankle.aggregate(runs)
+table.insert(0, "preset", p.preset)
+for df, out in ((runs, snakemake.output.runs), (table, snakemake.output.csv)):
+    tmp = Path(out).with_name(Path(out).name + ".tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(out)
+log(f"{len(runs)} runs -> {len(table)} rows")
