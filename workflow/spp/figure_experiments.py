@@ -195,14 +195,23 @@ def training_rows(
                 spp.approximate_isometry(model, mask, steps=isometry_steps, lr=isometry_lr)
             cfg = TrainConfig(**{**train_cfg, "seed": int(seed)})
             result = train(model, mask, data, cfg, device=device, log=lambda *_: None)
+            base = {
+                "activation": activation,
+                "method": m.label,
+                "sparsity": 0.0 if m.prune == "dense" else float(sparsity),
+                "seed": int(seed),
+            }
             for h in result.history:
+                rows.append({**base, **h, "diverged": False})
+            if result.summary["diverged"]:
+                # A diverged run is a result (Appendix C: dense linear MLPs explode at lr 0.1);
+                # keep a marker row so the figure can say so instead of silently missing a line.
                 rows.append(
                     {
-                        "activation": activation,
-                        "method": m.label,
-                        "sparsity": 0.0 if m.prune == "dense" else float(sparsity),
-                        "seed": int(seed),
-                        **h,
+                        **base,
+                        "iteration": int(result.summary["iterations_run"]),
+                        "train_loss": float("nan"),
+                        "diverged": True,
                     }
                 )
     return rows

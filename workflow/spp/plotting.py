@@ -214,9 +214,15 @@ def _sensitivity_boxes(ax, per_layer: Sequence[np.ndarray]) -> None:
 def _lines(ax, df: pd.DataFrame, x: str, y: str) -> None:
     for label in _method_order(df["method"].unique()):
         sub = df[df["method"] == label]
+        legend = label
+        if "diverged" in sub.columns and "seed" in sub.columns:
+            bad = sub.loc[sub["diverged"].astype(bool), "seed"].nunique()
+            if bad:
+                legend = f"{label} (diverged: {bad}/{sub['seed'].nunique()} seeds)"
+                sub = sub[~sub["seed"].isin(sub.loc[sub["diverged"].astype(bool), "seed"])]
         stats = sub.groupby(x)[y].agg(["mean", "std", "count"]).reset_index()
         style = method_style(label)
-        ax.plot(stats[x], stats["mean"], label=label, lw=1.6, **style)
+        ax.plot(stats[x], stats["mean"], label=legend, lw=1.6, **style)
         spread = stats["std"].fillna(0.0)
         if (stats["count"] > 1).any():
             ax.fill_between(
@@ -235,7 +241,7 @@ def _need_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
         raise ValueError(f"{what}: missing columns {missing}; have {list(df.columns)}")
 
 
-def figure2_signal(df: pd.DataFrame, statistic: str = "mean") -> Figure:
+def figure2_signal(df: pd.DataFrame, statistic: str = "mean", title: str = "") -> Figure:
     """Figure 2a: a Jacobian singular-value statistic against sparsity, one panel per activation.
 
     df columns: activation, method (e.g. "LDI-CS-AI"), sparsity (0-1), seed, and ``statistic``
@@ -253,10 +259,12 @@ def figure2_signal(df: pd.DataFrame, statistic: str = "mean") -> Figure:
         ax.set_ylabel(f"{statistic} Jacobian singular value (input→logits)")
         ax.set_xlim(left=0)
     _shared_legend(fig, axes[0])
+    if title:
+        fig.suptitle(title, fontsize=11, y=1.03)
     return fig
 
 
-def figure2_training(df: pd.DataFrame, value: str = "train_loss") -> Figure:
+def figure2_training(df: pd.DataFrame, value: str = "train_loss", title: str = "") -> Figure:
     """Figure 2b: training loss against iteration at one sparsity, one panel per activation.
 
     df columns: activation, method, iteration, seed, ``value``.
@@ -272,6 +280,8 @@ def figure2_training(df: pd.DataFrame, value: str = "train_loss") -> Figure:
         ax.set_ylabel("training loss (cross-entropy, nats)" if value == "train_loss" else value)
         ax.set_ylim(bottom=0)
     _shared_legend(fig, axes[0])
+    if title:
+        fig.suptitle(title, fontsize=11, y=1.03)
     return fig
 
 
@@ -345,3 +355,35 @@ def training_curves(
     if title:
         fig.suptitle(title, fontsize=11, y=1.02)
     return fig
+
+
+# How each table's training curves are laid out: (panel key columns, line key column).
+CURVE_LAYOUT: dict[str, tuple[tuple[str, ...], str]] = {
+    "table1": ((), "init"),
+    "table2": (("network",), "init"),
+    "table3": (("network", "activation"), "init"),
+    "table4": (("K",), "loss"),
+    "table5": (("prune", "train"), "role"),
+    "figure3": ((), "model"),
+}
+
+
+def table_training_curves(table: str, history: pd.DataFrame, title: str = "") -> Figure:
+    """Training curves of one paper table: panels and lines as the table's columns and rows.
+
+    history: one row per (cell, run role, seed, evaluation) with the table's key columns, a
+    ``role`` column ("main", or sup/unsup/rand in Table 5) and the training-history columns.
+    """
+    if table not in CURVE_LAYOUT:
+        raise ValueError(f"unknown table {table!r}; allowed: {', '.join(CURVE_LAYOUT)}")
+    panel_keys, hue = CURVE_LAYOUT[table]
+    _need_columns(history, [*panel_keys, hue], f"training curves of {table}")
+    df = history.copy()
+    if panel_keys:
+        sep = " → " if table == "table5" else " "
+        df["_panel"] = df[list(panel_keys)].astype(str).agg(sep.join, axis=1)
+        if table == "table4":
+            df["_panel"] = "K=" + df["_panel"]
+    else:
+        df["_panel"] = ""
+    return training_curves(df, "_panel", hue, title=title)

@@ -282,3 +282,52 @@ def rule_text(tolerances: Mapping[str, Mapping | Tolerance]) -> str:
 def rows_in_order(summary: pd.DataFrame, table_order: Sequence[str]) -> pd.DataFrame:
     order = {t: i for i, t in enumerate(table_order)}
     return summary.sort_values("table", key=lambda s: s.map(order), kind="stable")
+
+
+# --------------------------------------------------------------------------- front page
+
+
+def provenance_rows(prov: Mapping) -> list[tuple[str, str]]:
+    """(label, text) pairs of the report's front page, from the provenance JSON."""
+    pk = prov.get("packages", {})
+    dev = prov.get("device", {})
+    trained = prov.get("training_devices", {})
+    data = prov.get("data", {})
+    seeds = prov.get("seeds_per_table", {})
+    seed_text = "; ".join(f"{t}: {len(s)}" for t, s in seeds.items()) or str(prov.get("seeds"))
+    return [
+        ("Preset", f"{prov.get('preset', '?')} — {prov.get('preset_note', '')}".strip(" —")),
+        ("Built", str(prov.get("date", "?"))),
+        (
+            "Data",
+            f"{data.get('source', '?')} ({', '.join(data.get('datasets', []))})"
+            + (f"; files from {data['mirror']}" if data.get("mirror") else ""),
+        ),
+        ("Seeds per table", seed_text),
+        ("Training devices", ", ".join(f"{d} ({n} runs)" for d, n in trained.items()) or "–"),
+        ("Report built on", dev.get("summary", "?")),
+        ("Packages", ", ".join(f"{k} {v}" for k, v in pk.items())),
+        ("Code", str(prov.get("git", "?"))),
+    ]
+
+
+def front_page_html(prov: Mapping, summary: pd.DataFrame, comparable: bool, rule: str) -> str:
+    """The HTML fragment the report's front page (report/workflow.rst) includes."""
+    out = [STYLE, '<div class="spp-summary">', "<table><tbody>"]
+    for label, text in provenance_rows(prov):
+        out.append(
+            f'<tr><th class="l">{html.escape(label)}</th>'
+            f'<td class="l" style="white-space:normal">{html.escape(text)}</td></tr>'
+        )
+    out.append("</tbody></table></div>")
+    out.append(summary_html(summary, str(prov.get("preset", "?")), comparable, rule))
+    return "\n".join(out)
+
+
+def standalone_page(title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title></head><body>"
+        f"<h2 style='font-family:system-ui,sans-serif'>{html.escape(title)}</h2>\n{body}\n"
+        "</body></html>\n"
+    )

@@ -1,0 +1,268 @@
+# Figures 1 and 2 of Lee et al. 2020 (own small experiments on 7-layer MLPs), the training curves
+# of every table, and the report's front page: provenance, paper-layout tables, paper-vs-ours
+# summary with verdicts. Scripts: workflow/scripts/figure*.py, report_*.py; library:
+# spp.figure_experiments, spp.plotting, spp.report_tables, spp.summary, spp.provenance.
+
+FIG = config["figures"]
+FIG_DATASET = FIG["dataset"]
+FIG_DATA = f"{R}/figures/data"
+REPORT_DIR = f"{R}/report"
+REPORT_TABLES = list(TABLES)  # table1..table5 (+ figure3): one CSV each
+
+if FIG["enabled"]:
+
+    rule figure1_data:
+        input:
+            data=data_file(FIG_DATASET),
+        output:
+            f"{FIG_DATA}/figure1_{{activation}}.pt",
+        wildcard_constraints:
+            activation=r"[a-z]+",
+        params:
+            sparsities=FIG["figure1"]["sparsities"],
+            seed=FIG["seeds"][0],
+            init=FIG["figure1"]["init"],
+            gamma=FIG["figure1"]["gamma"],
+            batch_size=FIG["batch_size"],
+            examples=FIG["scoring_examples"],
+        log:
+            f"{R}/logs/figures/figure1_{{activation}}.log",
+        conda:
+            ENV
+        script:
+            "../scripts/figure1_data.py"
+
+    rule figure1:
+        input:
+            expand(f"{FIG_DATA}/figure1_{{activation}}.pt", activation=FIG["figure1"]["activations"]),
+        output:
+            png=report(
+                f"{R}/figures/figure1.png",
+                caption="../../report/figure1.rst",
+                category="Figures",
+                labels={"figure": "Figure 1", "format": "PNG"},
+            ),
+            svg=f"{R}/figures/figure1.svg",
+        params:
+            activations=FIG["figure1"]["activations"],
+            gamma=FIG["figure1"]["gamma"],
+            init=FIG["figure1"]["init"],
+            dataset=FIG_DATASET,
+            preset=config["preset"],
+        log:
+            f"{R}/logs/figures/figure1.log",
+        conda:
+            ENV
+        script:
+            "../scripts/figure1.py"
+
+    _FIG2_COMMON = dict(
+        seeds=FIG["seeds"],
+        vs_scheme=FIG["figure2"]["vs_scheme"],
+        isometry=FIG["figure2"]["isometry"],
+        batch_size=FIG["batch_size"],
+        scoring_examples=FIG["scoring_examples"],
+    )
+
+    rule figure2_signal:
+        input:
+            data=data_file(FIG_DATASET),
+        output:
+            f"{FIG_DATA}/figure2a_{{activation}}.csv",
+        wildcard_constraints:
+            activation=r"[a-z]+",
+        params:
+            panel="a",
+            methods=FIG["figure2"]["methods"],
+            sparsities=FIG["figure2"]["sparsities"],
+            jacobian_examples=FIG["jacobian_examples"],
+            **_FIG2_COMMON,
+        log:
+            f"{R}/logs/figures/figure2a_{{activation}}.log",
+        conda:
+            ENV
+        script:
+            "../scripts/figure2_data.py"
+
+    rule figure2_training:
+        input:
+            data=data_file(FIG_DATASET),
+        output:
+            f"{FIG_DATA}/figure2b_{{activation}}.csv",
+        wildcard_constraints:
+            activation=r"[a-z]+",
+        params:
+            panel="b",
+            training=FIG["figure2"]["training"],
+            device=config["device"],
+            **_FIG2_COMMON,
+        resources:
+            gpu=GPU,
+        log:
+            f"{R}/logs/figures/figure2b_{{activation}}.log",
+        conda:
+            ENV
+        script:
+            "../scripts/figure2_data.py"
+
+    rule figure2:
+        input:
+            signal=expand(f"{FIG_DATA}/figure2a_{{a}}.csv", a=FIG["figure2"]["activations"]),
+            training=expand(f"{FIG_DATA}/figure2b_{{a}}.csv", a=FIG["figure2"]["activations"]),
+        output:
+            a_png=report(
+                f"{R}/figures/figure2a.png",
+                caption="../../report/figure2.rst",
+                category="Figures",
+                labels={"figure": "Figure 2a", "format": "PNG"},
+            ),
+            a_svg=f"{R}/figures/figure2a.svg",
+            b_png=report(
+                f"{R}/figures/figure2b.png",
+                caption="../../report/figure2.rst",
+                category="Figures",
+                labels={"figure": "Figure 2b", "format": "PNG"},
+            ),
+            b_svg=f"{R}/figures/figure2b.svg",
+        params:
+            title_a=f"Figure 2a: signal propagation in pruned MLPs [{config['preset']} preset]",
+            title_b=(
+                f"Figure 2b: training at κ={100 * FIG['figure2']['training']['sparsity']:.0f}% "
+                f"[{config['preset']} preset]"
+            ),
+        log:
+            f"{R}/logs/figures/figure2.log",
+        conda:
+            ENV
+        script:
+            "../scripts/figure2.py"
+
+    ALL_TARGETS += [f"{R}/figures/figure1.png", f"{R}/figures/figure2a.png"]
+
+
+if FIG["training_curves"]:
+    for _table in TABLES:
+
+        rule:
+            name:
+                f"training_curves_{_table}"
+            input:
+                runs=[
+                    f
+                    for row in TABLES[_table]
+                    for net in row["runs"].values()
+                    for f in train_outputs(net, row["seeds"])
+                ],
+            output:
+                png=report(
+                    f"{R}/figures/training_{_table}.png",
+                    caption="../../report/training_curves.rst",
+                    category="Training curves",
+                    labels={"table": _table, "format": "PNG"},
+                ),
+                svg=f"{R}/figures/training_{_table}.svg",
+            params:
+                rows=table_rows(_table),
+                table=_table,
+                title=_table.replace("table", "Table ").replace("figure", "Figure "),
+                preset=config["preset"],
+            log:
+                f"{R}/logs/figures/training_{_table}.log",
+            conda:
+                ENV
+            script:
+                "../scripts/figure_training_curves.py"
+
+        ALL_TARGETS.append(f"{R}/figures/training_{_table}.png")
+
+
+for _table in REPORT_TABLES:
+
+    rule:
+        name:
+            f"paper_layout_{_table}"
+        input:
+            f"{R}/tables/{_table}.csv",
+        output:
+            report(
+                f"{REPORT_DIR}/{_table}_paper_layout.html",
+                caption=f"../../report/{_table}.rst",
+                category="Tables",
+                labels={"table": _table, "format": "paper layout"},
+            ),
+        params:
+            table=_table,
+            preset=config["preset"],
+            note=config["preset_note"],
+        log:
+            f"{R}/logs/report/{_table}_paper_layout.log",
+        conda:
+            ENV
+        script:
+            "../scripts/report_table.py"
+
+    ALL_TARGETS.append(f"{REPORT_DIR}/{_table}_paper_layout.html")
+
+
+# Datasets the report's numbers come from (tables and figures), for the front page.
+DATASETS_USED = sorted(
+    {net.dataset for net in NETS}
+    | {net.train_dataset for net in NETS}
+    | ({FIG_DATASET} if FIG["enabled"] else set())
+)
+
+
+rule report_provenance:
+    input:
+        tables=[f"{R}/tables/{t}.csv" for t in REPORT_TABLES],
+    output:
+        f"{REPORT_DIR}/provenance.json",
+    params:
+        seeds_per_table={t: TABLES[t][0]["seeds"] for t in TABLES if TABLES[t]},
+        datasets=DATASETS_USED,
+        train_dirs=sorted({net.stage_dir(R, "train") for net in NETS}),
+        repo_dir=workflow.basedir,
+    log:
+        f"{R}/logs/report/provenance.log",
+    conda:
+        ENV
+    script:
+        "../scripts/report_provenance.py"
+
+
+rule report_summary:
+    input:
+        tables=[f"{R}/tables/{t}.csv" for t in REPORT_TABLES],
+        provenance=f"{REPORT_DIR}/provenance.json",
+    output:
+        html=report(
+            f"{REPORT_DIR}/summary.html",
+            caption="../../report/summary.rst",
+            category="Summary",
+            labels={"content": "paper vs ours, every cell"},
+        ),
+        csv=f"{REPORT_DIR}/summary.csv",
+        front=f"{REPORT_DIR}/front.html",
+    params:
+        tolerances=FIG["summary"]["tolerances"],
+        comparable=FIG["summary"]["comparable"],
+        preset=config["preset"],
+        note=config["preset_note"],
+    log:
+        f"{R}/logs/report/summary.log",
+    conda:
+        ENV
+    script:
+        "../scripts/report_summary.py"
+
+
+ALL_TARGETS += [f"{REPORT_DIR}/summary.html"]
+
+# The report's front page (report/workflow.rst) includes this preset's front-page fragment with
+# docutils' `raw:: html` + `:file:`, whose path must exist when `snakemake --report` renders it;
+# before the summary is built it includes a placeholder saying so. The key is set here, after
+# schema validation, and is read only by workflow.rst.
+_front = Path(workflow.basedir) / REPORT_DIR / "front.html"
+config["_report_front_page"] = str(
+    _front if _front.is_file() else Path(workflow.basedir) / "report" / "front_missing.html"
+)

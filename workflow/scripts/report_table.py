@@ -1,0 +1,20 @@
+"""One aggregated table CSV -> the table in the paper's layout (HTML), ours over the paper's."""
+
+import sys
+from pathlib import Path
+
+if snakemake.scriptdir not in sys.path:
+    sys.path.insert(0, snakemake.scriptdir)
+import pandas as pd  # noqa: E402
+from _common import start  # noqa: E402
+from spp.report_tables import paper_layout_html  # noqa: E402
+
+log = start(snakemake)
+p = snakemake.params
+df = pd.read_csv(snakemake.input[0])
+page = paper_layout_html(p.table, df, preset=p.preset, note=p.note)
+out = Path(snakemake.output[0])
+tmp = out.with_name(out.name + ".tmp")
+tmp.write_text(page)
+tmp.replace(out)
+log(f"{p.table}: paper layout -> {out}")
