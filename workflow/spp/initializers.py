@@ -56,9 +56,7 @@ def _sample(scheme: str, weight: torch.Tensor, gamma, gen: torch.Generator) -> t
     return torch.randn(weight.shape, generator=gen, dtype=torch.float64) * std
 
 
-def initialize(
-    model: nn.Module, scheme: str, seed: int, gamma: float | None = None
-) -> nn.Module:
+def initialize(model: nn.Module, scheme: str, seed: int, gamma: float | None = None) -> nn.Module:
     """Initialize every linear/conv weight of ``model`` in place with ``scheme``; returns it.
 
     ``gamma`` is the variance for ``sg`` (required, > 0) and must be None otherwise.
@@ -77,6 +75,19 @@ def initialize(
 
     gen = torch.Generator(device="cpu")
     gen.manual_seed(seed)
+    # Sampling runs on the CPU (same weights whatever the model's device) and is many small
+    # QRs/matmuls: one thread is fastest, and on a loaded machine multi-threaded LAPACK spins
+    # 10-1000x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _initialize_modules(model, scheme, gamma, gen)
+    finally:
+        torch.set_num_threads(threads)
+    return model
+
+
+def _initialize_modules(model, scheme, gamma, gen) -> None:
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, (nn.Linear, nn.Conv2d)):
@@ -89,4 +100,3 @@ def initialize(
                 if module.affine:
                     module.weight.fill_(1.0)
                     module.bias.zero_()
-    return model

@@ -7,7 +7,18 @@ disk, so a name must mean the same weight in every run.
 Names (``build_model(arch, ...)``):
 
 - ``mlp-K-ACT``: K weight layers, hidden width 100, ACT in ``ACTIVATIONS`` (input flattened).
-- ``lenet300``: LeNet-300-100 (in-300-100-out), activation default relu.
+- ``lenet300``: LeNet-300-100 (in-300-100-out), activation default relu (as the original).
+- ``vgg16``: the VGG-C variant of the authors' code (1x1 convs ending blocks 3-5, batch norm,
+  FC 512-512-out). ``width`` scales the conv channels and the FC 512s.
+- ``resnetD``, D = 6n+2 (resnet20/32/56/110, any n >= 1): CIFAR ResNet v1, zero-pad (option A)
+  shortcuts; widths 16/32/64 times ``width``.
+- ``wrn-D-k``, D = 6n+4 (the paper: wrn-16-k): pre-activation wide ResNet, widths 16k/32k/64k
+  times ``width``, 1x1 projection shortcuts where the shape changes.
+
+Conv nets take ``activation`` in ``CONV_ACTIVATIONS`` (default relu). Their first conv has stride
+2 on 64x64 inputs (Tiny-ImageNet), as the original. Conv layers have no bias (batch norm follows
+each one, so a bias would be redundant; this gives the paper's 269k parameters for ResNet-20);
+linear layers have biases.
 """
 
 from __future__ import annotations
@@ -19,11 +30,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-ARCHITECTURES: tuple[str, ...] = ("mlp-K-ACT", "lenet300")
+ARCHITECTURES: tuple[str, ...] = ("mlp-K-ACT", "lenet300", "vgg16", "resnetD", "wrn-16-k")
 
 # Activation names. lrelu uses slope 0.2, TensorFlow's tf.nn.leaky_relu default, as the original.
 ACTIVATIONS: tuple[str, ...] = ("linear", "tanh", "relu", "lrelu", "selu")
 LRELU_SLOPE = 0.2
+CONV_ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "lrelu", "selu")
 MLP_WIDTH = 100
 
 
@@ -66,6 +78,172 @@ class MLP(nn.Module):
         return x
 
 
+class VGG(nn.Module):
+    """VGG16 as in the authors' code: VGG-C (13 convs, the last conv of blocks 3-5 is 1x1),
+    conv-BN-act everywhere, max-pool after each block, then FC 512-512-out with BN-act after the
+    two hidden FC layers. ``stem_stride`` 2 for 64x64 inputs (Tiny-ImageNet), as the original.
+    """
+
+    # (out channels, kernel) per conv, None = 2x2 max-pool.
+    PLAN = (
+        (64, 3), (64, 3), None,
+        (128, 3), (128, 3), None,
+        (256, 3), (256, 3), (256, 1), None,
+        (512, 3), (512, 3), (512, 1), None,
+        (512, 3), (512, 3), (512, 1), None,
+    )  # fmt: skip
+
+    def __init__(self, shape, num_classes, activation, width, stem_stride):
+        super().__init__()
+        c, h, w = shape
+        self.features = nn.Sequential()
+        first = True
+        for item in self.PLAN:
+            if item is None:
+                # ceil_mode: TensorFlow's 'SAME' pooling, so odd sizes (7x7 MNIST maps) still work.
+                self.features.append(nn.MaxPool2d(2, 2, ceil_mode=True))
+                h, w = -(-h // 2), -(-w // 2)
+                continue
+            out, k = _scaled(item[0], width), item[1]
+            stride = stem_stride if first else 1
+            self.features.append(ConvBNAct(c, out, k, stride, activation))
+            if first:
+                h, w = -(-h // stride), -(-w // stride)
+            c, first = out, False
+        hidden = _scaled(512, width)
+        self.fc1 = nn.Linear(c * h * w, hidden)
+        self.bn_fc1 = nn.BatchNorm1d(hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.bn_fc2 = nn.BatchNorm1d(hidden)
+        self.fc3 = nn.Linear(hidden, num_classes)
+        self.act = make_activation(activation)
+
+    def forward(self, x):
+        x = self.features(x).flatten(1)
+        x = self.act(self.bn_fc1(self.fc1(x)))
+        x = self.act(self.bn_fc2(self.fc2(x)))
+        return self.fc3(x)
+
+
+class ConvBNAct(nn.Module):
+    """conv (no bias: batch norm follows) -> BN -> activation, 'same' padding."""
+
+    def __init__(self, cin, cout, k, stride, activation):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, k, stride, padding=k // 2, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+        self.act = make_activation(activation)
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+
+class BasicBlockV1(nn.Module):
+    """Post-activation residual block (He et al. 2016a) with the parameter-free option-A shortcut.
+
+    Where the shape changes, the shortcut is a 2x2 average pool of stride 2 (the authors' code;
+    He et al. subsample) followed by zero channels appended, so it adds no weights.
+    """
+
+    def __init__(self, cin, cout, stride, activation):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.act = make_activation(activation)
+        self.stride, self.pad = stride, cout - cin
+        if self.pad < 0:
+            raise ValueError(f"zero-pad shortcut cannot shrink channels ({cin} -> {cout})")
+
+    def shortcut(self, x):
+        if self.stride > 1:
+            x = nn.functional.avg_pool2d(x, self.stride, self.stride, ceil_mode=True)
+        if self.pad:
+            x = nn.functional.pad(x, (0, 0, 0, 0, 0, self.pad))
+        return x
+
+    def forward(self, x):
+        y = self.act(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return self.act(y + self.shortcut(x))
+
+
+class BasicBlockV2(nn.Module):
+    """Pre-activation residual block (He et al. 2016b) as in wide ResNets: BN-act-conv twice, and a
+    1x1 projection shortcut from the pre-activated input where the shape changes."""
+
+    def __init__(self, cin, cout, stride, activation):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, padding=1, bias=False)
+        self.act = make_activation(activation)
+        needs_projection = cin != cout or stride != 1
+        self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False) if needs_projection else None
+
+    def forward(self, x):
+        pre = self.act(self.bn1(x))
+        skip = x if self.shortcut is None else self.shortcut(pre)
+        y = self.conv1(pre)
+        y = self.conv2(self.act(self.bn2(y)))
+        return y + skip
+
+
+class ResNet(nn.Module):
+    """CIFAR-style ResNet: 3x3 stem conv, three groups of ``blocks`` residual blocks with widths
+    ``widths`` (strides 1, 2, 2), global average pooling, one linear classifier.
+
+    ``version`` 1: post-activation, zero-pad shortcuts (resnet20/32/56/110). ``version`` 2:
+    pre-activation, projection shortcuts, a final BN-act before pooling (wide ResNets).
+    """
+
+    def __init__(self, shape, num_classes, activation, stem, widths, blocks, version, stem_stride):
+        super().__init__()
+        self.version = version
+        self.conv1 = nn.Conv2d(shape[0], stem, 3, stem_stride, padding=1, bias=False)
+        if version == 1:
+            self.bn1 = nn.BatchNorm2d(stem)
+        block = BasicBlockV1 if version == 1 else BasicBlockV2
+        cin = stem
+        for g, (cout, stride) in enumerate(zip(widths, (1, 2, 2), strict=True)):
+            layers = []
+            for b in range(blocks):
+                layers.append(block(cin, cout, stride if b == 0 else 1, activation))
+                cin = cout
+            setattr(self, f"layer{g + 1}", nn.Sequential(*layers))
+        if version == 2:
+            self.bn_final = nn.BatchNorm2d(cin)
+        self.act = make_activation(activation)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        x = self.conv1(x)
+        if self.version == 1:
+            x = self.act(self.bn1(x))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        if self.version == 2:
+            x = self.act(self.bn_final(x))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def _scaled(channels: int, width: float) -> int:
+    return max(1, round(channels * width))
+
+
+def _stem_stride(shape) -> int:
+    """Stride 2 in the first conv for 64x64 (Tiny-ImageNet-size) inputs, as the original."""
+    return 2 if min(shape[1:]) >= 64 else 1
+
+
+def _conv_activation(activation: str | None) -> str:
+    act = activation or "relu"
+    if act not in CONV_ACTIVATIONS:
+        raise ValueError(f"unknown conv-net activation {act!r}; valid: {CONV_ACTIVATIONS}")
+    return act
+
+
 def _check_shape(input_shape, num_classes) -> tuple[int, int, int]:
     shape = tuple(input_shape)
     if len(shape) != 3 or any(not isinstance(s, int) or s <= 0 for s in shape):
@@ -95,10 +273,49 @@ def _build_lenet300(m, shape, num_classes, activation, width) -> nn.Module:
     return MLP([math.prod(shape), h1, h2, num_classes], act)
 
 
+def _build_vgg(m, shape, num_classes, activation, width) -> nn.Module:
+    act = _conv_activation(activation)
+    return VGG(shape, num_classes, act, width, _stem_stride(shape))
+
+
+def _build_resnet(m, shape, num_classes, activation, width) -> nn.Module:
+    depth = int(m.group(1))
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), got {depth}")
+    act = _conv_activation(activation)
+    widths = [_scaled(c, width) for c in (16, 32, 64)]
+    return ResNet(
+        shape, num_classes, act, widths[0], widths, (depth - 2) // 6, 1, _stem_stride(shape)
+    )
+
+
+def _build_wrn(m, shape, num_classes, activation, width) -> nn.Module:
+    depth, k = int(m.group(1)), int(m.group(2))
+    if depth < 10 or (depth - 4) % 6:
+        raise ValueError(f"wrn depth must be 6n+4 with n >= 1 (10, 16, 22, ...), got {depth}")
+    if k < 1:
+        raise ValueError(f"wrn widening factor k must be >= 1, got {k}")
+    act = _conv_activation(activation)
+    widths = [_scaled(c * k, width) for c in (16, 32, 64)]
+    return ResNet(
+        shape,
+        num_classes,
+        act,
+        _scaled(16, width),
+        widths,
+        (depth - 4) // 6,
+        2,
+        _stem_stride(shape),
+    )
+
+
 # (pattern, builder): first full match wins.
 _REGISTRY: list[tuple[re.Pattern, Callable[..., nn.Module]]] = [
     (re.compile(r"mlp-(\d+)-([a-z]+)"), _build_mlp),
     (re.compile(r"lenet300"), _build_lenet300),
+    (re.compile(r"vgg16"), _build_vgg),
+    (re.compile(r"resnet(\d+)"), _build_resnet),
+    (re.compile(r"wrn-(\d+)-(\d+)"), _build_wrn),
 ]
 
 
@@ -137,7 +354,5 @@ def prunable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
 
     First, last and shortcut layers included (as in the original code).
     """
-    weights = {
-        id(m.weight) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))
-    }
+    weights = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
     return {name: p for name, p in model.named_parameters() if id(p) in weights}
