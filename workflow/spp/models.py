@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from numbers import Integral
 
 import torch
 from torch import nn
@@ -246,11 +247,11 @@ def _conv_activation(activation: str | None) -> str:
 
 def _check_shape(input_shape, num_classes) -> tuple[int, int, int]:
     shape = tuple(input_shape)
-    if len(shape) != 3 or any(not isinstance(s, int) or s <= 0 for s in shape):
+    if len(shape) != 3 or any(not isinstance(s, Integral) or s <= 0 for s in shape):
         raise ValueError(f"input_shape must be (C, H, W) of positive ints, got {input_shape!r}")
-    if not isinstance(num_classes, int) or num_classes < 2:
+    if not isinstance(num_classes, Integral) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
-    return shape  # type: ignore[return-value]
+    return tuple(int(s) for s in shape)  # type: ignore[return-value]
 
 
 def _build_mlp(m: re.Match, shape, num_classes, activation, width) -> nn.Module:
@@ -281,7 +282,9 @@ def _build_vgg(m, shape, num_classes, activation, width) -> nn.Module:
 def _build_resnet(m, shape, num_classes, activation, width) -> nn.Module:
     depth = int(m.group(1))
     if depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), got {depth}")
+        raise ValueError(
+            f"{m.group(0)!r}: resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...)"
+        )
     act = _conv_activation(activation)
     widths = [_scaled(c, width) for c in (16, 32, 64)]
     return ResNet(
@@ -292,9 +295,9 @@ def _build_resnet(m, shape, num_classes, activation, width) -> nn.Module:
 def _build_wrn(m, shape, num_classes, activation, width) -> nn.Module:
     depth, k = int(m.group(1)), int(m.group(2))
     if depth < 10 or (depth - 4) % 6:
-        raise ValueError(f"wrn depth must be 6n+4 with n >= 1 (10, 16, 22, ...), got {depth}")
+        raise ValueError(f"{m.group(0)!r}: wrn depth must be 6n+4 with n >= 1 (10, 16, 22, ...)")
     if k < 1:
-        raise ValueError(f"wrn widening factor k must be >= 1, got {k}")
+        raise ValueError(f"{m.group(0)!r}: wrn widening factor k must be >= 1")
     act = _conv_activation(activation)
     widths = [_scaled(c * k, width) for c in (16, 32, 64)]
     return ResNet(
@@ -342,7 +345,7 @@ def build_model(
     for pattern, builder in _REGISTRY:
         m = pattern.fullmatch(arch)
         if m:
-            return builder(m, shape, num_classes, activation, float(width))
+            return builder(m, shape, int(num_classes), activation, float(width))
     raise ValueError(
         f"unknown architecture {arch!r}; valid: {', '.join(ARCHITECTURES)} "
         "(e.g. mlp-7-tanh, resnet20, resnet32, wrn-16-8)"
