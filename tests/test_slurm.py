@@ -1,0 +1,256 @@
+"""The SLURM profile against a real SLURM controller: a single-node cluster on localhost.
+
+The cluster (tests/slurm_cluster.py) runs slurmctld, slurmd and munged from Debian's packages with
+no accounting database, so the plugin polls job states with squeue. The tests submit through
+``snakemake --profile <profiles/slurm, adapted>``: the real profile with only what a CPU-only test
+node forces changed (partition ``debug``, no GPU, small memory, fast polling; see
+``adapted_profile``). They skip only where the SLURM/MUNGE programs are not installed; any other
+trouble bringing the cluster up fails them.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from slurm_cluster import SlurmCluster, missing_binaries
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
+SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"SLURM/MUNGE not installed (missing: {', '.join(missing)}); on Debian: "
+                    "apt-get install slurmctld slurmd slurm-client munge")
+    c = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+def adapted_profile(dest: Path, **settings) -> Path:
+    """profiles/slurm with what this CPU-only one-node test cluster requires, written to dest.
+
+    Changed: partition ``debug`` everywhere; no ``gpu``/``gpu_model``; 1 CPU and <= 1 GB per
+    job (two jobs fit the 2-core CI machine); status polling after 2 s instead of 40 s; logs
+    of successful jobs kept, so the test can read them. Everything else (retries, requeue,
+    squeue polling, runtimes, --signal, keep-going, ...) is the shipped profile's.
+    """
+    cfg = yaml.safe_load(PROFILE.read_text())
+    assert cfg["executor"] == "slurm"
+    small = {"slurm_partition": "debug", "mem_mb": 1000, "cpus_per_task": 1}
+    cfg["default-resources"] = {**cfg["default-resources"], **small}
+    for res in cfg["set-resources"].values():
+        res.pop("gpu", None)
+        res.pop("gpu_model", None)
+        res.update(small)
+    cfg.update({
+        "slurm-init-seconds-before-status-checks": 2,
+        "slurm-keep-successful-logs": True,
+        "latency-wait": 5,
+    })
+    cfg.update(settings)
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return dest
+
+
+class SnakemakeRun:
+    """``snakemake`` as a child process whose output is collected while it runs."""
+
+    def __init__(self, cluster: SlurmCluster, args: list[str], cwd: Path):
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", *args], cwd=cwd, env=cluster.env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def submissions(self) -> list[tuple[str, str, str]]:
+        """(rule, SLURM job id, SLURM log path) of every job submitted so far."""
+        out = []
+        for m in SUBMITTED.finditer(self.output):
+            log = m.group(3)
+            rule = re.search(r"/rule_([^/]+)/", log)
+            out.append((rule.group(1) if rule else "?", m.group(2), log))
+        return out
+
+    def wait(self, timeout: float) -> int:
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            self._reader.join(5)
+            pytest.fail(f"snakemake did not finish within {timeout:.0f} s:\n{self.output[-6000:]}")
+        self._reader.join(5)
+        return rc
+
+
+TINY_SNAKEFILE = r"""
+rule all:
+    input: "b.txt", "fails.txt"
+
+rule a:
+    output: "a.txt"
+    shell: "echo $SLURM_JOB_ID > {output}"
+
+rule b:
+    input: "a.txt"
+    output: "b.txt"
+    shell: "cat {input} > {output}; echo $SLURM_JOB_ID >> {output}"
+
+rule fails:
+    output: "fails.txt"
+    retries: 0
+    shell: "echo 'deliberate failure in rule fails' >&2; exit 3"
+"""
+
+
+def test_jobs_go_through_sbatch_and_a_failure_keeps_finished_results(cluster, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "Snakefile").write_text(TINY_SNAKEFILE)
+    profile = adapted_profile(tmp_path / "profile")
+    run = SnakemakeRun(cluster, ["--profile", str(profile), "--snakefile", "Snakefile"], work)
+    rc = run.wait(timeout=300)
+    out = run.output
+    assert rc != 0, f"the deliberately failing job must fail the run:\n{out}"
+
+    subs = {rule: (jobid, log) for rule, jobid, log in run.submissions()}
+    assert set(subs) == {"a", "b", "fails"}, out
+    states = cluster.job_states()
+    # Each job ran inside the SLURM job Snakemake submitted: it wrote that job's id.
+    assert (work / "a.txt").read_text().split() == [subs["a"][0]]
+    assert (work / "b.txt").read_text().split() == [subs["a"][0], subs["b"][0]]
+    assert states[subs["a"][0]] == "COMPLETED" and states[subs["b"][0]] == "COMPLETED", states
+    # The failure is SLURM's (FAILED), its log path is in Snakemake's output, and the log says why.
+    fail_id, fail_log = subs["fails"]
+    assert states[fail_id] == "FAILED", states
+    assert re.search(rf"Error in rule fails:.*?{re.escape(fail_log)}", out, re.S), out
+    assert "deliberate failure in rule fails" in Path(fail_log).read_text()
+    assert not (work / "fails.txt").exists()
+    # Finished results stay, and with keep-going the job after a finished one still ran.
+    assert (work / "a.txt").is_file() and (work / "b.txt").is_file()
+
+
+# The reduced quick preset: Table 1 with one gamma and one seed (9 jobs: data, init, score,
+# 2 masks, 2 signal, train, table1), training one job per seed as on a cluster (paper preset),
+# long enough to be interrupted between checkpoints.
+REDUCED_CONFIG = {
+    "seeds": [0],
+    "table1": {"dataset": "mnist", "arch": "mlp-7-tanh", "gammas": [0.01]},
+    "train": {"job_per_seed": True},
+    "training": {"mnist": {"iterations": 600, "batch_size": 100, "lr_decay_every": 450,
+                           "eval_every": 200, "checkpoint_every": 50}},
+}
+
+
+def copy_checkout(dest: Path) -> Path:
+    """A clean copy of the checkout: tracked and untracked-but-not-ignored files (no results/)."""
+    try:
+        listing = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout (e.g. an sdist)
+        shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(
+            ".git", ".snakemake", "results", "__pycache__", "*.egg-info"))
+        return dest
+    for rel in filter(None, (f.decode() for f in listing.split(b"\0"))):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+def test_reduced_quick_preset_through_slurm_survives_sigterm(cluster, tmp_path):
+    """Table 1 (reduced) built by SLURM jobs; the training job gets SLURM's SIGTERM mid-run
+    (what ``--signal=TERM@180`` sends before a time limit), checkpoints, fails, and Snakemake's
+    retry resumes it from the checkpoint instead of starting over."""
+    work = copy_checkout(tmp_path / "repo")
+    (work / "reduced.yaml").write_text(yaml.safe_dump(REDUCED_CONFIG))
+    profile = adapted_profile(tmp_path / "profile")
+    run = SnakemakeRun(cluster, [
+        "--profile", str(profile), "--configfile", "config/config.yaml", "reduced.yaml",
+        "--", "results/quick/tables/table1.csv",
+    ], work)
+
+    # Interrupt the first training job once it has written a checkpoint.
+    deadline = time.monotonic() + 400
+    interrupted = None
+    while interrupted is None and run.proc.poll() is None and time.monotonic() < deadline:
+        train = [jobid for rule, jobid, _ in run.submissions() if rule == "train"]
+        ckpts = list((work / "results").glob("quick/train/**/seed0/checkpoint.ckpt"))
+        if train and ckpts:
+            cluster.run(["scancel", "--signal=TERM", train[0]])
+            interrupted = train[0]
+        time.sleep(0.2)
+    rc = run.wait(timeout=max(10.0, deadline - time.monotonic()))
+    out = run.output
+    assert interrupted, f"no training checkpoint appeared while the run lasted:\n{out[-6000:]}"
+    assert rc == 0, out[-8000:]
+
+    # Every job went through sbatch and SLURM ran it, except the workflow's local rules
+    # (init, mask, table1: milliseconds of work), which ran in the Snakemake process.
+    subs = run.submissions()
+    rules = sorted(rule for rule, _, _ in subs)
+    assert rules == ["data", "score", "signal", "signal", "train", "train"], out[-6000:]
+    for local in ("init", "mask", "table1"):
+        assert f"localrule {local}:" in out
+    states = cluster.job_states()
+    for rule, jobid, log in subs:
+        expected = "FAILED" if jobid == interrupted else "COMPLETED"
+        assert states.get(jobid) == expected, (rule, jobid, states)
+        assert Path(log).is_file(), log
+
+    # The interrupted attempt checkpointed on SIGTERM; the retry resumed from that checkpoint.
+    first_log = Path(next(log for _, jobid, log in subs if jobid == interrupted)).read_text()
+    assert "returned non-zero exit status 143" in first_log, first_log[-3000:]
+    train_logs = list((work / "results").glob("quick/logs/train/**/seed0.log"))
+    assert len(train_logs) == 1
+    resumed = re.search(r"\[train\] resumed from \S+ at iteration (\d+)/600",
+                        train_logs[0].read_text())
+    assert resumed and int(resumed.group(1)) >= 50, (first_log[-3000:], train_logs[0].read_text())
+    metrics_files = list((work / "results").glob("quick/train/**/seed0/metrics.json"))
+    assert len(metrics_files) == 1
+    metrics = yaml.safe_load(metrics_files[0].read_text())
+    assert metrics["iterations_run"] == 600
+    with open(metrics_files[0].with_name("history.csv")) as f:
+        evals = [int(float(r["iteration"])) for r in csv.DictReader(f)]
+    assert evals == [200, 400, 600], evals
+
+    # The table: one row (gamma 0.01), finite measured values.
+    with open(work / "results" / "quick" / "tables" / "table1.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and float(rows[0]["gamma"]) == 0.01
+    for key in ("jsv_mean_mean", "jsv_cn_mean", "error_mean", "error_paper_protocol_mean"):
+        assert math.isfinite(float(rows[0][key])), (key, rows[0])
