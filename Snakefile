@@ -9,7 +9,7 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-configfile: "config/config.yaml"
+configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
 
 # Types, names and ranges of every key (unknown keys are errors), defaults filled in.
 validate(config, "config/config.schema.yaml")

@@ -2,33 +2,7 @@
 # table's cells and writes results/<preset>/tables/<name>.{csv,md,html}: one row per cell of the
 # paper's table, mean / std / n per value, the paper's published value beside it.
 
-PAPER_RESULTS = "config/paper_results.csv"
-
-
-def table_rows(name):
-    """The rows of a table as plain data for the script: labels and per-role folders."""
-    rows = []
-    for row in TABLES[name]:
-        runs = {
-            role: {
-                "signal": net.stage_dir(R, "signal"),
-                "train": net.stage_dir(R, "train"),
-                "seeds": row["seeds"],
-                "net": net.to_dict(),
-            }
-            for role, net in row["runs"].items()
-        }
-        rows.append({"keys": row["keys"], "paper_key": list(row["paper_key"]), "runs": runs})
-    return rows
-
-
-def table_inputs(name):
-    files = []
-    for row in TABLES.get(name, []):
-        for net in row["runs"].values():
-            files.append(net.stage_dir(R, "signal"))
-            files += train_outputs(net, row["seeds"])
-    return sorted(set(files))
+PAPER_RESULTS = str(Path(workflow.basedir) / "config" / "paper_results.csv")
 
 
 for _table in [t for t in TABLES if t != "figure3"]:
@@ -60,10 +34,11 @@ for _table in [t for t in TABLES if t != "figure3"]:
             table=_table,
         log:
             f"{R}/logs/tables/{_table}.log",
-        conda:
-            ENV
-        script:
-            "../scripts/aggregate.py"
+        localrule: True
+        run:
+            run_inprocess(
+                "aggregate.py", params.table, input, output, params, wildcards, threads, log
+            )
 
 
 if "figure3" in TABLES:
@@ -100,10 +75,11 @@ if "figure3" in TABLES:
             table="figure3",
         log:
             f"{R}/logs/tables/figure3.log",
-        conda:
-            ENV
-        script:
-            "../scripts/aggregate.py"
+        localrule: True
+        run:
+            run_inprocess(
+                "aggregate.py", "figure3", input, output, params, wildcards, threads, log
+            )
 
 
 ALL_TARGETS += [f"{R}/tables/{name}.csv" for name in TABLES if name != "figure3"]

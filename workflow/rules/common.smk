@@ -1,4 +1,5 @@
-# Shared helpers of the rule files: folder names from wildcards, seeds per folder, resources.
+# Shared helpers (all functions of the .smk files live here): folder names from wildcards,
+# seeds per folder, resources, input functions.
 # Paths follow spp.experiments (see its docstring and docs/workflow.md).
 
 SEEDS_BY_DIR = {}
@@ -7,6 +8,7 @@ for _net, _seeds in NETS.items():
         _d = _net.stage_dir(R, _stage)
         SEEDS_BY_DIR[_d] = sorted(set(SEEDS_BY_DIR.get(_d, [])) | set(_seeds))
 
+DATA_FREE = {"random", "magnitude", "synflow"}  # score methods that never read the data
 ENV = "../../envs/spp.yaml"  # conda env of every rule (relative to the rule files)
 GPU = int(config["gpu_per_job"])  # Snakemake resource `gpu` of the GPU-using jobs
 
@@ -51,3 +53,91 @@ def net_params(wc):
         **X.parse_init_token(wc.init),
         "dataset": wc.dataset,
     }
+
+
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+
+
+def run_inprocess(script, rule, input, output, params, wildcards, threads, log):
+    """Run a thin script inside the Snakemake process, with the `snakemake` object it expects.
+
+    For the light stages (init, mask, tables): their work takes milliseconds, a separate Python
+    process would spend seconds importing torch. They run in the workflow's own environment
+    (which has spp: the Snakefile imports it), so they carry no `conda:` directive.
+    """
+    import runpy
+    import types
+
+    sm = types.SimpleNamespace(
+        input=input, output=output, params=params, wildcards=wildcards, threads=threads,
+        log=log, rule=rule, config=config, scriptdir=str(SCRIPTS), inprocess=True,
+    )
+    runpy.run_path(str(SCRIPTS / script), init_globals={"snakemake": sm}, run_name="__main__")
+
+
+def _mirror():
+    m = config["data"]["mirror"]
+    if not m:
+        return None
+    return m if Path(m).is_absolute() else str(Path(workflow.basedir) / m)
+
+
+def _score_inputs(wc):
+    inputs = {"init": net_dir("init", wc)}
+    if X.parse_score_token(wc.score)["method"] not in DATA_FREE:
+        inputs["data"] = data_file(wc.dataset)
+    return inputs
+
+
+def _mask_inputs(wc):
+    if wc.score == "dense":  # nothing pruned: the mask only needs the parameter names
+        return {"init": net_dir("init", wc)}
+    return {"init": net_dir("init", wc), "score": net_dir("score", wc)}
+
+
+def _train_inputs(wc):
+    return {
+        "weights": weights_dir(wc),
+        "mask": net_dir("mask", wc),
+        "data": data_file(wc.train_dataset),
+    }
+
+
+def _recipe(wc):
+    return config["training"][wc.train_dataset]
+
+
+def train_outputs(net, seeds):
+    """The files (or folder) a table needs from the training of `net`."""
+    d = net.stage_dir(R, "train")
+    if config["train"]["job_per_seed"]:
+        return [f"{d}/seed{s}/metrics.json" for s in seeds]
+    return [d]
+
+
+def table_rows(name):
+    """The rows of a table as plain data for the script: labels and per-role folders."""
+    rows = []
+    for row in TABLES[name]:
+        runs = {
+            role: {
+                "signal": net.stage_dir(R, "signal") if "signal" in row["needs"][role] else None,
+                "train": net.stage_dir(R, "train") if "train" in row["needs"][role] else None,
+                "seeds": row["seeds"],
+                "net": net.to_dict(),
+            }
+            for role, net in row["runs"].items()
+        }
+        rows.append({"keys": row["keys"], "paper_key": list(row["paper_key"]), "runs": runs})
+    return rows
+
+
+def table_inputs(name):
+    files = []
+    for row in TABLES.get(name, []):
+        for role, net in row["runs"].items():
+            if "signal" in row["needs"][role]:
+                files.append(net.stage_dir(R, "signal"))
+            if "train" in row["needs"][role]:
+                files += train_outputs(net, row["seeds"])
+    return sorted(set(files))

@@ -2,13 +2,6 @@
 # parse to one compact uint8 tensor file per dataset (train / val / test, fixed seed-0 val split).
 
 
-def _mirror():
-    m = config["data"]["mirror"]
-    if not m:
-        return None
-    return m if Path(m).is_absolute() else str(Path(workflow.basedir) / m)
-
-
 rule data:
     output:
         f"{R}/data/{{dataset}}.pt",

@@ -2,7 +2,7 @@
 # one job (each job pays the torch import once). LDI and LDI-AI share the init, score and mask
 # folders; every table asking for the same pruned network shares its folders.
 
-DATA_FREE = {"random", "magnitude", "synflow"}  # score methods that never read the data
+localrules: init, mask  # milliseconds of work: run in the Snakemake process, also on a cluster
 
 
 rule init:
@@ -13,17 +13,8 @@ rule init:
         seeds=seeds_of("init"),
     log:
         f"{R}/logs/init/{{dataset}}/{{model}}/{{init}}.log",
-    conda:
-        ENV
-    script:
-        "../scripts/init.py"
-
-
-def _score_inputs(wc):
-    inputs = {"init": net_dir("init", wc)}
-    if X.parse_score_token(wc.score)["method"] not in DATA_FREE:
-        inputs["data"] = data_file(wc.dataset)
-    return inputs
+    run:
+        run_inprocess("init.py", "init", input, output, params, wildcards, threads, log)
 
 
 rule score:
@@ -50,12 +41,6 @@ rule score:
         "../scripts/score.py"
 
 
-def _mask_inputs(wc):
-    if wc.score == "dense":  # nothing pruned: the mask only needs the parameter names
-        return {"init": net_dir("init", wc)}
-    return {"init": net_dir("init", wc), "score": net_dir("score", wc)}
-
-
 rule mask:
     input:
         unpack(_mask_inputs),
@@ -68,10 +53,8 @@ rule mask:
         dense=lambda wc: wc.score == "dense",
     log:
         f"{R}/logs/mask/{{dataset}}/{{model}}/{{init}}/{{score}}/s{{sparsity}}.log",
-    conda:
-        ENV
-    script:
-        "../scripts/mask.py"
+    run:
+        run_inprocess("mask.py", "mask", input, output, params, wildcards, threads, log)
 
 
 rule repair:

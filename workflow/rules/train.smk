@@ -36,18 +36,6 @@ rule signal:
         "../scripts/signal.py"
 
 
-def _train_inputs(wc):
-    return {
-        "weights": weights_dir(wc),
-        "mask": net_dir("mask", wc),
-        "data": data_file(wc.train_dataset),
-    }
-
-
-def _recipe(wc):
-    return config["training"][wc.train_dataset]
-
-
 if config["train"]["job_per_seed"]:
 
     rule train:
@@ -96,9 +84,3 @@ else:
             "../scripts/train.py"
 
 
-def train_outputs(net, seeds):
-    """The files (or folder) a table needs from the training of `net`."""
-    d = net.stage_dir(R, "train")
-    if config["train"]["job_per_seed"]:
-        return [f"{d}/seed{s}/metrics.json" for s in seeds]
-    return [d]

@@ -9,23 +9,36 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import torch
-
 import spp
+import torch
 from spp.experiments import DATASET_SHAPES
 
 
-def start(snakemake) -> None:
-    """Send stdout/stderr (and tracebacks) to the rule's log file; one torch thread per core."""
+def start(snakemake):
+    """Open the rule's log and return a `log(*args)` that writes to it.
+
+    In a script job (own process) stdout/stderr, tracebacks included, go to the log too and torch
+    gets one thread per core of the job. In an in-process job (light rules run by the Snakemake
+    process itself, `snakemake.inprocess`), nothing global is touched.
+    """
+    f = None
     if snakemake.log:
         Path(snakemake.log[0]).parent.mkdir(parents=True, exist_ok=True)
         f = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 (lives as long as the job)
-        sys.stdout = sys.stderr = f
-    torch.set_num_threads(max(1, int(snakemake.threads)))
-    print(f"[{time.strftime('%H:%M:%S')}] rule {snakemake.rule} wildcards {dict(snakemake.wildcards)}")
+    if not getattr(snakemake, "inprocess", False):
+        if f is not None:
+            sys.stdout = sys.stderr = f
+        torch.set_num_threads(max(1, int(snakemake.threads)))
+
+    def log(*args) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}]", *args, file=f or sys.stdout, flush=True)
+
+    log(f"rule {snakemake.rule} wildcards {dict(snakemake.wildcards)}")
+    return log
 
 
 def log(*args) -> None:
+    """Module-level log to stdout (a script job's stdout is its log file after `start`)."""
     print(f"[{time.strftime('%H:%M:%S')}]", *args, flush=True)
 
 

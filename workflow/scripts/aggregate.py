@@ -3,12 +3,12 @@
 
 import sys
 
-sys.path.insert(0, snakemake.scriptdir)
-from _common import log, start  # noqa: E402
-
+if snakemake.scriptdir not in sys.path:
+    sys.path.insert(0, snakemake.scriptdir)
+from _common import start  # noqa: E402
 from spp import aggregate as A  # noqa: E402
 
-start(snakemake)
+log = start(snakemake)
 p = snakemake.params
 table = p.table
 df = A.build_table(table, p.rows, paper=A.load_paper(snakemake.input.paper), preset=p.preset)

@@ -2,12 +2,12 @@
 
 import sys
 
-sys.path.insert(0, snakemake.scriptdir)
-from _common import log, start  # noqa: E402
-
+if snakemake.scriptdir not in sys.path:
+    sys.path.insert(0, snakemake.scriptdir)
 import spp.data  # noqa: E402
+from _common import start  # noqa: E402
 
-start(snakemake)
+log = start(snakemake)
 name = snakemake.wildcards.dataset
 p = snakemake.params
 log(f"fetch {name} (source {p.source}, mirror {p.mirror}) -> {p.raw_dir}")

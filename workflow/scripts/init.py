@@ -3,12 +3,12 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, snakemake.scriptdir)
-from _common import build, log, save, start  # noqa: E402
-
+if snakemake.scriptdir not in sys.path:
+    sys.path.insert(0, snakemake.scriptdir)
 import spp  # noqa: E402
+from _common import build, save, start  # noqa: E402
 
-start(snakemake)
+log = start(snakemake)
 net = snakemake.params.net
 out = Path(snakemake.output[0])
 for seed in snakemake.params.seeds:

@@ -3,14 +3,13 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, snakemake.scriptdir)
-from _common import build, load, log, save, start  # noqa: E402
-
-import torch  # noqa: E402
-
+if snakemake.scriptdir not in sys.path:
+    sys.path.insert(0, snakemake.scriptdir)
 import spp  # noqa: E402
+import torch  # noqa: E402
+from _common import build, load, save, start  # noqa: E402
 
-start(snakemake)
+log = start(snakemake)
 p = snakemake.params
 out = Path(snakemake.output[0])
 for seed in p.seeds:

@@ -3,12 +3,12 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, snakemake.scriptdir)
-from _common import log, network, pick_device, save, start  # noqa: E402
-
+if snakemake.scriptdir not in sys.path:
+    sys.path.insert(0, snakemake.scriptdir)
 import spp  # noqa: E402
+from _common import network, pick_device, save, start  # noqa: E402
 
-start(snakemake)
+log = start(snakemake)
 p = snakemake.params
 device = pick_device(p.device)
 out = Path(snakemake.output[0])

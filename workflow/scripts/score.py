@@ -3,13 +3,13 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, snakemake.scriptdir)
-from _common import limited, log, network, pick_device, save, start  # noqa: E402
-
+if snakemake.scriptdir not in sys.path:
+    sys.path.insert(0, snakemake.scriptdir)
 import spp  # noqa: E402
 import spp.data  # noqa: E402
+from _common import limited, network, pick_device, save, start  # noqa: E402
 
-start(snakemake)
+log = start(snakemake)
 p = snakemake.params
 device = pick_device(p.device)
 data = spp.data.load(snakemake.input.data, device=device) if "data" in snakemake.input.keys() \

@@ -5,13 +5,13 @@ import csv
 import sys
 from pathlib import Path
 
-sys.path.insert(0, snakemake.scriptdir)
-from _common import log, network, pick_device, save_json, start  # noqa: E402
-
+if snakemake.scriptdir not in sys.path:
+    sys.path.insert(0, snakemake.scriptdir)
 import spp.data  # noqa: E402
 import spp.training  # noqa: E402
+from _common import network, pick_device, save_json, start  # noqa: E402
 
-start(snakemake)
+log = start(snakemake)
 p = snakemake.params
 device = pick_device(p.device)
 data = spp.data.load(snakemake.input.data, device=device)

@@ -75,14 +75,14 @@ def seed_metrics(signal: dict | None, train: dict | None) -> dict[str, float]:
 
 
 def read_run(run: dict) -> dict[int, dict[str, float]]:
-    """Per-seed quantities of one run: {"signal": dir, "train": dir, "seeds": [...]} -> seed -> q."""
+    """Per-seed quantities of one run ({"signal": dir, "train": dir, "seeds": [...]})."""
     per_seed = {}
     for seed in run["seeds"]:
-        sig = Path(run["signal"]) / f"seed{seed}.json"
-        met = Path(run["train"]) / f"seed{seed}" / "metrics.json"
+        sig = Path(run["signal"]) / f"seed{seed}.json" if run.get("signal") else None
+        met = Path(run["train"]) / f"seed{seed}" / "metrics.json" if run.get("train") else None
         per_seed[int(seed)] = seed_metrics(
-            _load_json(sig) if sig.is_file() else None,
-            _load_json(met) if met.is_file() else None,
+            _load_json(sig) if sig is not None and sig.is_file() else None,
+            _load_json(met) if met is not None and met.is_file() else None,
         )
     return per_seed
 
@@ -121,6 +121,9 @@ def row_quantities(table: str, runs: dict[str, dict[int, dict[str, float]]]) -> 
     names = sorted({q for m in seeds.values() for q in m})
     for q in names:
         per_q[q] = [m.get(q, math.nan) for m in seeds.values()]
+    if "init" in runs:  # Jacobian of the network before pruning (Table 1)
+        for q in ("jsv_mean", "jsv_std", "jsv_max", "jsv_min", "jsv_cn"):
+            per_q[q] = [m.get(q, math.nan) for m in runs["init"].values()]
     return per_q
 
 
@@ -182,7 +185,8 @@ def key_columns(df: pd.DataFrame) -> list[str]:
 
 
 def quantities(df: pd.DataFrame) -> list[str]:
-    return [c[: -len("_mean")] for c in df.columns if c.endswith("_mean")]
+    return [c[: -len("_mean")] for c in df.columns
+            if c.endswith("_mean") and not c.startswith("paper_")]
 
 
 def _num(x: float, q: str) -> str:
@@ -210,7 +214,7 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     out = df[key_columns(df)].copy()
     for q in quantities(df):
         out[q] = [cell_text(r, q) for _, r in df.iterrows()]
-        if f"paper_{q}" in df.columns:
+        if f"paper_{q}" in df.columns and df[f"paper_{q}"].notna().any():
             out[f"paper {q}"] = [_num(v, q) for v in df[f"paper_{q}"]]
     for c in df.columns:  # paper values without a measured counterpart
         if c.startswith("paper_") and c[len("paper_"):] not in quantities(df):

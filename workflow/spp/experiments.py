@@ -139,7 +139,9 @@ def parse_model_token(token: str) -> dict:
     """Inverse of `Net.model_token`: the keyword arguments of `spp.build_model`."""
     m = re.fullmatch(r"([^_/]+)_([^_/]+)_w([0-9.e+-]+)", token)
     if not m:
-        raise ValueError(f"bad model token {token!r}; expected <arch>_<activation|default>_w<width>")
+        raise ValueError(
+            f"bad model token {token!r}; expected <arch>_<activation|default>_w<width>"
+        )
     act = None if m.group(2) == "default" else m.group(2)
     return {"arch": m.group(1), "activation": act, "width": float(m.group(3))}
 
@@ -187,8 +189,12 @@ def arch_family(arch: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Grid expansion: one function per table, each returning rows (dicts) with the Net(s) per row.
 #
-# A row is {"table": str, "keys": {label columns}, "paper_key": (row, col), "runs": {role: Net}}.
-# Roles: "main" for single-run rows; Table 5 uses "sup", "unsup", "rand".
+# A row is {"table": str, "keys": {label columns}, "paper_key": (row, col), "runs": {role: Net},
+# "needs": {role: ("signal", "train") or a part}, "seeds": [...]}. Roles: "main" for single-run
+# rows; Table 1 adds "init" (the dense network before pruning: its Jacobian); Table 5 uses "sup",
+# "unsup", "rand". Only tables that report signal quantities ask for the signal stage.
+
+SIGNAL_TABLES = ("table1", "table2")  # tables reporting Jacobian / orthogonality / sparsity
 
 
 def _seeds(cfg: dict, exp: dict) -> list[int]:
@@ -201,9 +207,12 @@ def table1_rows(cfg: dict) -> list[dict]:
     for g in t["gammas"]:
         net = Net(t["dataset"], t["arch"], None, 1.0, "sg", float(g), "snip", t["loss"],
                   t["sparsity"], "none", t["dataset"])
+        dense = Net(t["dataset"], t["arch"], None, 1.0, "sg", float(g), "dense", None, 0.0,
+                    "none", t["dataset"])
         label = f"SG (gamma={float(g):.0e})"
         rows.append({"table": "table1", "keys": {"init": label, "gamma": float(g)},
-                     "paper_key": (label, ""), "runs": {"main": net}})
+                     "paper_key": (label, ""), "runs": {"main": net, "init": dense},
+                     "needs": {"init": ("signal",)}})
     return rows
 
 
@@ -354,6 +363,8 @@ def expand(cfg: dict, counter: Callable[..., int] = count_prunable) -> dict[str,
         rows = build(cfg, counter) if name == "figure3" else build(cfg)
         for row in rows:
             row["seeds"] = _seeds(cfg, cfg[name])
+            default = ("signal", "train") if name in SIGNAL_TABLES else ("train",)
+            row["needs"] = {role: row.get("needs", {}).get(role, default) for role in row["runs"]}
         out[name] = rows
     return out
 
