@@ -225,8 +225,8 @@ def table2_rows(cfg: dict) -> list[dict]:
     rows = []
     for label, scheme, repair in _init_rows(t["rows"]):
         for col in t["columns"]:
-            net = Net(col["dataset"], col["arch"], None, col["width"], scheme, None, "snip",
-                      "supervised", t["sparsity"], repair, col["dataset"])
+            net = Net(col["dataset"], col["arch"], None, col.get("width", 1.0), scheme, None,
+                      "snip", "supervised", t["sparsity"], repair, col["dataset"])
             rows.append({"table": "table2",
                          "keys": {"init": label, "network": col["name"],
                                   "dataset": col["dataset"]},
@@ -236,7 +236,7 @@ def table2_rows(cfg: dict) -> list[dict]:
         by_name = {c["name"]: c for c in t["columns"]}
         for name in unsup["columns"]:
             col = by_name[name]
-            net = Net(col["dataset"], col["arch"], None, col["width"], "orthogonal", None,
+            net = Net(col["dataset"], col["arch"], None, col.get("width", 1.0), "orthogonal", None,
                       "snip", "unif", t["sparsity"], "none", col["dataset"])
             label = "LDI (unsup.)"
             rows.append({"table": "table2",
@@ -251,8 +251,8 @@ def table3_rows(cfg: dict) -> list[dict]:
     for label, scheme, repair in _init_rows(t["rows"]):
         for col in t["networks"]:
             for act in t["activations"]:
-                net = Net(t["dataset"], col["arch"], act, col["width"], scheme, None, "snip",
-                          "supervised", t["sparsity"], repair, t["dataset"])
+                net = Net(t["dataset"], col["arch"], act, col.get("width", 1.0), scheme, None,
+                          "snip", "supervised", t["sparsity"], repair, t["dataset"])
                 rows.append({"table": "table3",
                              "keys": {"init": label, "network": col["name"], "activation": act},
                              "paper_key": (label, f"{col['name']} {act}"),
@@ -318,15 +318,15 @@ def figure3_rows(cfg: dict, counter: Callable[..., int] = count_prunable) -> lis
     t = cfg["figure3"]
     ds = t["dataset"]
     base = t["base"]
-    n_base = counter(base["arch"], ds, None, base["width"])
+    n_base = counter(base["arch"], ds, None, base.get("width", 1.0))
     rows = [{"table": "figure3",
-             "keys": {"model": base["name"], "arch": base["arch"], "width": base["width"],
+             "keys": {"model": base["name"], "arch": base["arch"], "width": base.get("width", 1.0),
                       "params_total": n_base, "params_kept": n_base, "sparsity": 0.0},
              "paper_key": (base["name"], ""),
-             "runs": {"main": Net(ds, base["arch"], None, base["width"], t["init"], None,
+             "runs": {"main": Net(ds, base["arch"], None, base.get("width", 1.0), t["init"], None,
                                   "dense", None, 0.0, "none", ds)}}]
     for i, v in enumerate(t["variants"]):
-        n = counter(v["arch"], ds, None, v["width"])
+        n = counter(v["arch"], ds, None, v.get("width", 1.0))
         if n <= n_base:
             raise ValueError(
                 f"figure3.variants[{i}] ({v['name']}: {v['arch']} width {v['width']}) has {n} "
@@ -334,10 +334,10 @@ def figure3_rows(cfg: dict, counter: Callable[..., int] = count_prunable) -> lis
                 "use a wider or deeper variant"
             )
         sparsity = 1.0 - n_base / n
-        net = Net(ds, v["arch"], None, v["width"], t["init"], None, t["method"], t["loss"],
+        net = Net(ds, v["arch"], None, v.get("width", 1.0), t["init"], None, t["method"], t["loss"],
                   sparsity, "none", ds)
         rows.append({"table": "figure3",
-                     "keys": {"model": v["name"], "arch": v["arch"], "width": v["width"],
+                     "keys": {"model": v["name"], "arch": v["arch"], "width": v.get("width", 1.0),
                               "params_total": n, "params_kept": round(n * (1 - sparsity)),
                               "sparsity": sparsity},
                      "paper_key": (v["name"], ""), "runs": {"main": net}})
@@ -402,7 +402,10 @@ def validate(cfg: dict, *, architectures: Iterable[str], init_schemes: Iterable[
     known_ds &= set(DATASET_SHAPES) if datasets else known_ds
 
     def check_arch(key: str, arch: str) -> None:
-        family = arch_family(arch)  # ValueError for an unknown name
+        try:
+            family = arch_family(arch)
+        except ValueError as e:
+            raise ValueError(f"{key}: {e}") from None
         if architectures and family not in architectures:
             raise ValueError(f"{key}: architecture {arch!r} ({family}) is not provided by "
                              f"spp.models; available: {', '.join(sorted(architectures))}")
