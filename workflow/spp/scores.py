@@ -7,6 +7,7 @@ in any module imported below.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 
 import torch
@@ -38,7 +39,17 @@ def score(
         raise ValueError(
             f"unknown score method {method!r}; valid methods: {', '.join(sorted(_REGISTRY))}"
         )
-    return _REGISTRY[method](model, batches, **options)
+    fn = _REGISTRY[method]
+    params = list(inspect.signature(fn).parameters.values())[2:]
+    allowed = [p.name for p in params]
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown and not open_ended:
+        raise ValueError(
+            f"unknown option(s) {', '.join(unknown)} for score method {method!r}; "
+            f"valid options: {', '.join(allowed) or 'none'}"
+        )
+    return fn(model, batches, **options)
 
 
 def _load_methods() -> None:
