@@ -70,7 +70,8 @@ def test_run_cells_grid_reinit_and_collapse_are_recorded():
 
     seen = []
 
-    def train_fn(model, mask, seed):
+    def train_fn(model, mask, seed, tag):
+        assert tag.endswith(f"_seed{seed}")
         # Record what would be trained: the masked starting weights of the first layer.
         w = prunable_parameters(model)["layers.0.weight"].detach().clone()
         seen.append((w, {k: v.clone() for k, v in mask.items()}))

@@ -1,6 +1,7 @@
 """Every (sparsity, ablation) run of one Frankle method on one network, for the part's seeds ->
 one JSON list of run rows (spp.frankle.run_cells). Layer collapse is recorded, not fatal."""
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -28,10 +29,16 @@ def make_model(seed):
     return model.to(device)
 
 
-def train_fn(model, mask, seed):
+# One checkpoint per run beside the output: a killed job (e.g. a SLURM time limit) resumes each
+# run where it stopped, and finished runs return at once; removed when the job's output exists.
+CKPT_DIR = Path(snakemake.output[0]).with_suffix(".ckpt")
+
+
+def train_fn(model, mask, seed, tag):
     cfg = spp.training.TrainConfig(**p.recipe, seed=seed)
     mask = {k: v.to(device) for k, v in mask.items()}
-    return spp.training.train(model.to(device), mask, data, cfg, device, log=log).summary
+    return spp.training.train(model.to(device), mask, data, cfg, device,
+                              checkpoint_path=CKPT_DIR / f"{tag}.ckpt", log=log).summary
 
 
 rows = []
@@ -53,4 +60,5 @@ for r in rows:
     r.update(network=p.net["name"], arch=p.net["arch"], dataset=snakemake.wildcards.dataset,
              init=p.net["scheme"], device=str(device))
 save_json(rows, snakemake.output[0])
+shutil.rmtree(CKPT_DIR, ignore_errors=True)
 log(f"{len(rows)} runs written")

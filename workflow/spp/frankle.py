@@ -104,8 +104,9 @@ def run_cells(
 ) -> list[dict]:
     """Every (sparsity, ablation) run of ``method`` for one seed; returns one row per run.
 
-    ``make_model(seed)`` builds and initializes the network; ``train_fn(model, mask, seed)``
-    trains it under ``mask`` and returns the summary (``spp.training`` keys).
+    ``make_model(seed)`` builds and initializes the network; ``train_fn(model, mask, seed, tag)``
+    trains it under ``mask`` and returns the summary (``spp.training`` keys); ``tag`` names the
+    run uniquely within the job (e.g. for its checkpoint file).
     """
     check_names([method], ablations)
     if method == "magnitude-after-training" and trained_state is None:
@@ -133,7 +134,7 @@ def run_cells(
             collapsed = collapsed_layers(run_mask)
             log(f"[frankle] {method} s={sparsity} {how} seed={seed}"
                 + (f" layer collapse: {collapsed}" if collapsed else ""))
-            summary = train_fn(model, run_mask, seed)
+            summary = train_fn(model, run_mask, seed, f"s{sparsity:.10g}_{how}_seed{seed}")
             kept = sum(int(m.sum()) for m in run_mask.values())
             rows.append({
                 "method": method, "ablation": how, "sparsity": float(sparsity), "seed": seed,
