@@ -40,33 +40,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from flops import peak_flops, step_flops  # noqa: E402  (counted FLOPs, measured peak)
 from train_throughput import mnist_splits, plain_loop  # noqa: E402  (the shared baseline)
 
 REPO = HERE.parent
-
-
-def peak_flops(size: int = 2048, seconds: float = 2.0) -> float:
-    """fp32 FLOP/s of a large square matrix product (best of a few timed batches)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    c = torch.empty(size, size)
-    torch.mm(a, b, out=c)
-    best, t_end = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < t_end:
-        t = time.perf_counter()
-        for _ in range(3):
-            torch.mm(a, b, out=c)
-        best = max(best, 3 * 2 * size**3 / (time.perf_counter() - t))
-    return best
-
-
-def step_flops(model, batch_size: int, input_shape) -> int:
-    """Counted FLOPs of one training step (forward + backward; matmuls/convs) of one seed."""
-    m = copy.deepcopy(model)
-    x = torch.randn(batch_size, *input_shape)
-    y = torch.randint(0, 10, (batch_size,))
-    with FlopCounterMode(display=False) as counter:
-        F.cross_entropy(m(x), y).backward()
-    return counter.get_total_flops()
 
 
 def stacked_step_flops(models, batch_size: int, input_shape) -> int:
@@ -155,7 +132,7 @@ def main(argv=None) -> None:
         print(f"  repeat {r + 1}: plain {rates['plain'][-1]:.1f} it/s, engine "
               f"{rates['engine'][-1]:.1f} it/s, stacked {rates['stacked'][-1]:.1f} seed-it/s",
               flush=True)
-    peak = peak_flops(a.peak_size)
+    peak = peak_flops("cpu", size=a.peak_size)
     one = step_flops(models[0], bsz, shape)
     group = stacked_step_flops(models, bsz, shape)
     med = {k: statistics.median(v) for k, v in rates.items()}
