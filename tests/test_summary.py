@@ -133,3 +133,35 @@ def test_numbers_print_like_the_paper():
     assert fmt_value(3.34e11) == "3.34e+11"
     assert fmt_value(float("inf")) == "inf"
     assert fmt_value(float("nan")) == "–"
+
+
+def test_paper_layout_puts_each_cell_where_the_paper_prints_it():
+    from spp.report_tables import paper_layout_html
+
+    rows = []
+    for init, base in (("LDI", 10.0), ("LDI-AI", 9.0)):
+        for net in ("ResNet32", "VGG16"):
+            for act, off in (("tanh", 0.0), ("selu", 0.5)):
+                rows.append(
+                    {
+                        "init": init,
+                        "network": net,
+                        "activation": act,
+                        "error_paper_protocol_mean": base + off + (net == "VGG16"),
+                        "error_paper_protocol_std": 0.1,
+                        "error_paper_protocol_n": 2,
+                        "paper_error_paper_protocol": 20 + base + off,
+                    }
+                )
+    page = paper_layout_html("table3", pd.DataFrame(rows), preset="quick")
+    # Columns nested network > activation in order of appearance; one row per init.
+    assert page.index(">ResNet32<") < page.index(">VGG16<")
+    body = page[page.index("<tbody>") :]
+    ldi, ldi_ai = (r.split("</tr>")[0] for r in body.split("<tr>")[1:3])
+    cells = [c.split("</span>")[0] for c in ldi.split('<span class="ours">')[1:]]
+    assert [c.split("<")[0] for c in cells] == ["10.00", "10.50", "11.00", "11.50"]
+    # Best (lowest) error per column in bold, ours and the paper's separately: LDI-AI everywhere.
+    assert "<b>" not in ldi and ldi_ai.count("<b>") == 8
+    assert "2 seeds per cell" in page
+    with pytest.raises(ValueError, match="key columns"):
+        paper_layout_html("table3", pd.DataFrame(rows).drop(columns="activation"))

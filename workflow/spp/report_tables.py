@@ -77,9 +77,9 @@ LAYOUTS: dict[str, Layout] = {
     ),
     "figure3": Layout(
         "Figure 3: architecture sculpting, error (%) at equal parameter count",
-        rows=("model",),
+        rows=("model", "sparsity"),
         cols=(),
-        values=(("sparsity", "sparsity"), ("error_paper_protocol", "Error")),
+        values=(("error_paper_protocol", "Error"),),
     ),
 }
 
@@ -102,6 +102,8 @@ def _key_text(v) -> str:
         return "✓" if v else "✗"
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
+    if isinstance(v, float):
+        return f"{v:.4g}"
     return str(v)
 
 
