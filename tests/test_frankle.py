@@ -126,13 +126,13 @@ def test_figure_has_one_panel_per_network():
 
 def test_dry_run_plans_the_frankle_targets(repo_root):
     out = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--nolock", "--forcerun", "frankle_runs",
+        [sys.executable, "-m", "snakemake", "-n", "--nolock", "--forcerun", "frankle_dense",
          "--", "results/quick/tables/frankle.csv", "results/quick/figures/frankle.png"],
         cwd=repo_root, capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout + out.stderr
-    for rule in ("frankle_runs", "frankle_table", "frankle_figure"):
+    for rule in ("frankle_dense", "frankle_runs", "frankle_table", "frankle_figure"):
         assert f"rule {rule}:" in text, text
     # One job per network x method in the quick preset: all six methods are planned.
     for method in FK.METHODS:

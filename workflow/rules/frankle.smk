@@ -1,10 +1,12 @@
 # Frankle et al. 2021: error vs sparsity for SNIP, GraSP, SynFlow, magnitude (at init, after
 # training) and random pruning, with the shuffle / reinit / invert ablations of every mask.
-# Reuses the core stages: `init` (the initial weights) and, for magnitude-after-training, `train`
-# of the dense net (its final checkpoint). The pruned runs are one job per network x method
-# (frankle.job_per_run: false, every sparsity and seed in one process) or per network x method x
-# sparsity x seed (true): P/frankle/runs/<dataset>/<model>/<init>/<method>/<part>.json, a list
-# of run rows (spp.frankle.run_cells). Then P/tables/frankle.csv and P/figures/frankle.{png,svg}.
+# Reuses the core `init` stage (the initial weights). `frankle_dense` trains the dense net per
+# seed with the experiment's recipe and keeps its final weights (the train stage keeps no
+# weights): the unpruned reference, and the start of magnitude-after-training. The pruned runs
+# are one job per network x method (frankle.job_per_run: false, every sparsity and seed in one
+# process) or per network x method x sparsity x seed (true):
+# P/frankle/runs/<dataset>/<model>/<init>/<method>/<part>.json, a list of run rows
+# (spp.frankle.run_cells). Then P/tables/frankle.csv and P/figures/frankle.{png,svg}.
 
 from spp import frankle as FK
 
@@ -26,9 +28,8 @@ if FRANKLE.get("enabled", True):
     for _n in FRANKLE["networks"]:
         _net = _fr_net(_n)
         FR_NETS[(_net.dataset, _net.model_token, _net.init_token)] = (_n, _net)
-        for _stage in ("init", "mask", "train"):  # our seeds in the shared stage folders
-            _d = _net.stage_dir(R, _stage)
-            SEEDS_BY_DIR[_d] = sorted(set(SEEDS_BY_DIR.get(_d, [])) | set(FR_SEEDS))
+        _d = _net.stage_dir(R, "init")  # our seeds in the shared init folder
+        SEEDS_BY_DIR[_d] = sorted(set(SEEDS_BY_DIR.get(_d, [])) | set(FR_SEEDS))
 
     if FRANKLE["job_per_run"]:
         FR_PARTS = [f"s{X.fmt(s)}_seed{k}" for s in FR_SPARSITIES for k in FR_SEEDS]
@@ -48,11 +49,39 @@ if FRANKLE.get("enabled", True):
     def _fr_recipe(dataset):
         return {**config["training"][dataset], **FRANKLE["training"].get(dataset, {})}
 
+    FR_DENSE = f"{R}/frankle/dense/{{dataset}}/{{model}}/{{init}}/seed{{seed}}"
+
+    rule frankle_dense:
+        input:
+            init=lambda wc: _fr_entry(wc)[1].stage_dir(R, "init"),
+            data=lambda wc: data_file(wc.dataset),
+        output:
+            state=f"{FR_DENSE}.pt",
+            metrics=f"{FR_DENSE}.json",
+        params:
+            net=net_params,
+            recipe=lambda wc: _fr_recipe(wc.dataset),
+            device=config["device"],
+        resources:
+            gpu=GPU,
+        log:
+            f"{R}/logs/frankle_dense/{{dataset}}/{{model}}/{{init}}/seed{{seed}}.log",
+        benchmark:
+            f"{R}/benchmarks/frankle_dense/{{dataset}}/{{model}}/{{init}}/seed{{seed}}.tsv"
+        conda:
+            ENV
+        script:
+            "../scripts/frankle_dense.py"
+
+    def _fr_dense(key, seeds, what):
+        d, m, i = key
+        return [f"{R}/frankle/dense/{d}/{m}/{i}/seed{k}.{what}" for k in seeds]
+
     def _fr_inputs(wc):
         n, net = _fr_entry(wc)
         inputs = {"init": net.stage_dir(R, "init"), "data": data_file(wc.dataset)}
         if wc.method == "magnitude-after-training":
-            inputs["dense"] = train_outputs(net, _fr_part(wc)[1])
+            inputs["dense"] = _fr_dense((wc.dataset, wc.model, wc.init), _fr_part(wc)[1], "pt")
         return inputs
 
     rule frankle_runs:
@@ -65,7 +94,6 @@ if FRANKLE.get("enabled", True):
             part=r"all|s[0-9.e+-]+_seed\d+",
         params:
             net=lambda wc: {**net_params(wc), "name": _fr_entry(wc)[0]["name"]},
-            dense_train_dir=lambda wc: _fr_entry(wc)[1].stage_dir(R, "train"),
             sparsities=lambda wc: _fr_part(wc)[0],
             seeds=lambda wc: _fr_part(wc)[1],
             ablations=FRANKLE["ablations"],
@@ -91,21 +119,20 @@ if FRANKLE.get("enabled", True):
         for m in FRANKLE["methods"]
         for part in FR_PARTS
     ]
-    FR_DENSE = {  # network name -> the dense training outputs (reference line of the figure)
-        n["name"]: train_outputs(net, FR_SEEDS) for n, net in FR_NETS.values()
+    FR_DENSE_METRICS = {  # network name -> dense metrics per seed (the figure's reference line)
+        n["name"]: _fr_dense(key, FR_SEEDS, "json") for key, (n, net) in FR_NETS.items()
     }
 
     rule frankle_table:
         input:
             runs=FR_RUNS,
-            dense=[f for files in FR_DENSE.values() for f in files],
+            dense=[f for files in FR_DENSE_METRICS.values() for f in files],
         output:
             csv=report(f"{R}/tables/frankle.csv", caption="../../report/frankle_table.rst",
                        category="Frankle et al. 2021"),
             runs=f"{R}/tables/frankle_runs.csv",
         params:
-            dense={n["name"]: net.stage_dir(R, "train") for n, net in FR_NETS.values()},
-            seeds=FR_SEEDS,
+            dense=FR_DENSE_METRICS,
             preset=config["preset"],
         log:
             f"{R}/logs/frankle_table.log",

@@ -45,11 +45,7 @@ rows = []
 for seed in p.seeds:
     trained = None
     if method == "magnitude-after-training":
-        ckpt = Path(p.dense_train_dir) / f"seed{seed}" / "checkpoint.ckpt"
-        if not ckpt.exists():
-            raise FileNotFoundError(f"{ckpt}: the dense net's final checkpoint (train stage) is "
-                                    "missing; delete the dense train folder to rebuild it")
-        trained = load(ckpt)["model"]
+        trained = load(next(f for f in snakemake.input.dense if f.endswith(f"/seed{seed}.pt")))
     rows += spp.frankle.run_cells(
         method, make_model, seed=seed, sparsities=p.sparsities, ablations=p.ablations,
         train_fn=train_fn, init_scheme=p.net["scheme"],

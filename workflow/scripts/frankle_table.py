@@ -14,11 +14,11 @@ from _common import start  # noqa: E402
 log = start(snakemake)
 p = snakemake.params
 rows = [r for f in snakemake.input.runs for r in json.loads(Path(f).read_text())]
-for name, train_dir in p.dense.items():
-    for seed in p.seeds:
-        m = json.loads((Path(train_dir) / f"seed{seed}" / "metrics.json").read_text())
+for name, files in p.dense.items():
+    for f in files:
+        m = json.loads(Path(f).read_text())
         rows.append({"network": name, "method": "dense", "ablation": "none", "sparsity": 0.0,
-                     "seed": seed, **{k: m.get(k) for k in spp.frankle.METRICS},
+                     "seed": m["seed"], **{k: m.get(k) for k in spp.frankle.METRICS},
                      "diverged": m.get("diverged", False), "collapsed": ""})
 runs = pd.DataFrame(rows)
 table = spp.frankle.aggregate(runs)

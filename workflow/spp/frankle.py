@@ -8,8 +8,9 @@ method's scores are computed once per seed (SynFlow, being iterative, once per s
 Choices the paper leaves to the implementation, stated here once:
 
 - ``magnitude-after-training``: global ``magnitude`` scores of the *trained* dense network (same
-  init and seed, same recipe); the pruned network then continues from its trained weights with
-  the full recipe again (learning-rate rewinding, Renda et al. 2020). Its ablations act on that
+  init and seed, trained with the same recipe as the pruned runs); the pruned network then
+  continues from its trained weights with the full recipe again (learning-rate rewinding, Renda
+  et al. 2020). Its ablations act on that
   mask: ``shuffle`` keeps the trained values at the new positions, ``reinit`` trains the mask from
   a fresh init, ``invert`` keeps the smallest trained weights.
 - ``reinit`` draws from the same scheme with seed ``seed + REINIT_SEED_OFFSET``.
