@@ -150,7 +150,8 @@ if FIG["training_curves"]:
                 runs=[
                     f
                     for row in TABLES[_table]
-                    for net in row["runs"].values()
+                    for role, net in row["runs"].items()
+                    if "train" in row["needs"][role]
                     for f in train_outputs(net, row["seeds"])
                 ],
             output:

@@ -14,6 +14,8 @@ p = snakemake.params
 frames = []
 for row in p.rows:
     for role, run in row["runs"].items():
+        if not run.get("train"):  # signal-only role (Table 1's dense init): never trained
+            continue
         for seed in run["seeds"]:
             path = Path(run["train"]) / f"seed{seed}" / "history.csv"
             if not path.is_file():
