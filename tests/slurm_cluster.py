@@ -13,6 +13,7 @@ Client commands (sbatch, squeue, Snakemake and its SLURM plugin) reach this clus
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -55,6 +56,7 @@ class SlurmCluster:
     """Start with :meth:`start`, end with :meth:`stop` (idempotent; also kills leftover jobs)."""
 
     partition = "debug"
+    urgent_partition = "urgent"
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -77,7 +79,9 @@ class SlurmCluster:
             f"SlurmdUser={user}",
             "AuthType=auth/munge",
             "CredType=cred/munge",
-            f"AuthInfo=socket={r / 'munge' / 'munge.socket'}",
+            # cred_expire: a requeued job may start again this many seconds after it was
+            # stopped (SLURM's default, 120 s, is long for a test).
+            f"AuthInfo=socket={r / 'munge' / 'munge.socket'},cred_expire=10",
             f"StateSaveLocation={r / 'state'}",
             f"SlurmdSpoolDir={r / 'spool'}",
             f"SlurmctldPidFile={r / 'slurmctld.pid'}",
@@ -103,9 +107,15 @@ class SlurmCluster:
             # Grace between SIGTERM and SIGKILL at a time limit, cancel or requeue.
             "KillWait=10",
             "InactiveLimit=0",
-            f"NodeName={self.node} NodeAddr=127.0.0.1 {node_hardware()} State=UNKNOWN",
+            f"NodeName={self.node} NodeAddr=127.0.0.1 {self.hardware} State=UNKNOWN",
+            # Preemption as on shared clusters: a job in the higher-tier partition `urgent`
+            # requeues the `debug` jobs it needs the CPUs of (SIGTERM, KillWait, SIGKILL).
+            "PreemptType=preempt/partition_prio",
+            "PreemptMode=REQUEUE",
             f"PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE "
-            "State=UP",
+            "State=UP PriorityTier=1",
+            f"PartitionName={self.urgent_partition} Nodes={self.node} MaxTime=INFINITE State=UP "
+            "PriorityTier=2",
             "",
         ])
 
@@ -130,6 +140,14 @@ class SlurmCluster:
     # ---- lifecycle ----------------------------------------------------------------------
 
     def start(self, timeout: float = 60.0) -> SlurmCluster:
+        """Bring the cluster up; on any failure stop what was started, then raise."""
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> SlurmCluster:
         r = self.root
         for sub in ("munge", "state", "spool", "log"):
             (r / sub).mkdir(parents=True, exist_ok=True)
@@ -139,6 +157,8 @@ class SlurmCluster:
         key.chmod(0o600)
         (r / "plugstack.conf").write_text("")
         self.ctld_port, self.d_port = _free_port(), _free_port()
+        self.hardware = node_hardware()
+        self.cpus = int(re.search(r"\bCPUs=(\d+)", self.hardware).group(1))
         self.conf_path.write_text(self.slurm_conf())
         bindir = self._write_srun_shim()
         self.env["SLURM_CONF"] = str(self.conf_path)
@@ -169,8 +189,8 @@ class SlurmCluster:
             out.close()
 
     def _node_idle(self) -> bool:
-        res = self.run(["sinfo", "-h", "-N", "-o", "%t"], check=False)
-        return res.returncode == 0 and res.stdout.strip() == "idle"
+        res = self.run(["sinfo", "-h", "-N", "-o", "%t"], check=False)  # a line per partition
+        return res.returncode == 0 and set(res.stdout.split()) == {"idle"}
 
     def _wait_for(self, cond, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -255,11 +275,7 @@ class SlurmCluster:
         return pids
 
     def __enter__(self) -> SlurmCluster:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
+        return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()

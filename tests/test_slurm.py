@@ -117,15 +117,15 @@ class SnakemakeRun:
 
 TINY_SNAKEFILE = r"""
 rule all:
-    input: "b.txt", "fails.txt"
+    input: "trained.txt", "fails.txt"
 
-rule a:
-    output: "a.txt"
+rule data:
+    output: "data.txt"
     shell: "echo $SLURM_JOB_ID > {output}"
 
-rule b:
-    input: "a.txt"
-    output: "b.txt"
+rule train:
+    input: "data.txt"
+    output: "trained.txt"
     shell: "cat {input} > {output}; echo $SLURM_JOB_ID >> {output}"
 
 rule fails:
@@ -136,22 +136,33 @@ rule fails:
 
 
 def test_jobs_go_through_sbatch_and_a_failure_keeps_finished_results(cluster, tmp_path):
+    """Rule names as in the workflow, so the profile's per-rule settings apply to them."""
     work = tmp_path / "work"
     work.mkdir()
     (work / "Snakefile").write_text(TINY_SNAKEFILE)
     profile = adapted_profile(tmp_path / "profile")
-    run = SnakemakeRun(cluster, ["--profile", str(profile), "--snakefile", "Snakefile"], work)
+    run = SnakemakeRun(cluster, ["--profile", str(profile), "--snakefile", "Snakefile",
+                                 "--verbose"], work)
     rc = run.wait(timeout=300)
     out = run.output
     assert rc != 0, f"the deliberately failing job must fail the run:\n{out}"
 
     subs = {rule: (jobid, log) for rule, jobid, log in run.submissions()}
-    assert set(subs) == {"a", "b", "fails"}, out
+    assert set(subs) == {"data", "train", "fails"}, out
     states = cluster.job_states()
     # Each job ran inside the SLURM job Snakemake submitted: it wrote that job's id.
-    assert (work / "a.txt").read_text().split() == [subs["a"][0]]
-    assert (work / "b.txt").read_text().split() == [subs["a"][0], subs["b"][0]]
-    assert states[subs["a"][0]] == "COMPLETED" and states[subs["b"][0]] == "COMPLETED", states
+    assert (work / "data.txt").read_text().split() == [subs["data"][0]]
+    assert (work / "trained.txt").read_text().split() == [subs["data"][0], subs["train"][0]]
+    assert states[subs["data"][0]] == "COMPLETED", states
+    assert states[subs["train"][0]] == "COMPLETED", states
+    # The profile's settings reached sbatch, and sbatch accepted them: requeue for every job,
+    # the time-limit warning and the 6 h limit for training.
+    calls = {m.group(1): m.group(0) for m in
+             re.finditer(r"sbatch call: sbatch .*?--comment '?rule_(\w+?)[_' ].*", out)}
+    assert set(calls) >= {"data", "train", "fails"}, calls
+    assert all(" --requeue" in c for c in calls.values()), calls
+    assert "--signal=TERM@180" in calls["train"] and " -t 360" in calls["train"], calls["train"]
+    assert "--signal" not in calls["data"], calls["data"]
     # The failure is SLURM's (FAILED), its log path is in Snakemake's output, and the log says why.
     fail_id, fail_log = subs["fails"]
     assert states[fail_id] == "FAILED", states
@@ -159,19 +170,21 @@ def test_jobs_go_through_sbatch_and_a_failure_keeps_finished_results(cluster, tm
     assert "deliberate failure in rule fails" in Path(fail_log).read_text()
     assert not (work / "fails.txt").exists()
     # Finished results stay, and with keep-going the job after a finished one still ran.
-    assert (work / "a.txt").is_file() and (work / "b.txt").is_file()
+    assert (work / "data.txt").is_file() and (work / "trained.txt").is_file()
 
 
 # The reduced quick preset: Table 1 with one gamma and one seed (9 jobs: data, init, score,
 # 2 masks, 2 signal, train, table1), training one job per seed as on a cluster (paper preset),
-# long enough to be interrupted between checkpoints.
+# long enough to be interrupted twice between checkpoints.
+ITERATIONS = 1000
 REDUCED_CONFIG = {
     "seeds": [0],
     "table1": {"dataset": "mnist", "arch": "mlp-7-tanh", "gammas": [0.01]},
     "train": {"job_per_seed": True},
-    "training": {"mnist": {"iterations": 600, "batch_size": 100, "lr_decay_every": 450,
-                           "eval_every": 200, "checkpoint_every": 50}},
+    "training": {"mnist": {"iterations": ITERATIONS, "batch_size": 100, "lr_decay_every": 750,
+                           "eval_every": 250, "checkpoint_every": 50}},
 }
+RESUMED = re.compile(r"\[train\] resumed from \S+ at iteration (\d+)/" + str(ITERATIONS))
 
 
 def copy_checkout(dest: Path) -> Path:
@@ -192,10 +205,17 @@ def copy_checkout(dest: Path) -> Path:
     return dest
 
 
-def test_reduced_quick_preset_through_slurm_survives_sigterm(cluster, tmp_path):
-    """Table 1 (reduced) built by SLURM jobs; the training job gets SLURM's SIGTERM mid-run
-    (what ``--signal=TERM@180`` sends before a time limit), checkpoints, fails, and Snakemake's
-    retry resumes it from the checkpoint instead of starting over."""
+def test_reduced_quick_preset_through_slurm_survives_time_limit_and_preemption(cluster, tmp_path):
+    """Table 1 (reduced) built by SLURM jobs with the real Snakefile, while its training job is
+    interrupted twice and loses nothing but the steps since its last checkpoint:
+
+    1. time-limit warning: SIGTERM to the job's processes (``scancel --signal=TERM``, what
+       ``--signal=TERM@180`` does before the limit): the engine checkpoints and exits 143, the
+       job FAILS, and Snakemake's retry (a new SLURM job) resumes from the checkpoint;
+    2. preemption: a job in the higher-priority partition takes the node's CPUs, SLURM
+       requeues the training job (SIGTERM, checkpoint, same job id, thanks to --requeue), and
+       when it runs again it resumes from the newer checkpoint; Snakemake just keeps waiting.
+    """
     work = copy_checkout(tmp_path / "repo")
     (work / "reduced.yaml").write_text(yaml.safe_dump(REDUCED_CONFIG))
     profile = adapted_profile(tmp_path / "profile")
@@ -204,19 +224,35 @@ def test_reduced_quick_preset_through_slurm_survives_sigterm(cluster, tmp_path):
         "--", "results/quick/tables/table1.csv",
     ], work)
 
-    # Interrupt the first training job once it has written a checkpoint.
-    deadline = time.monotonic() + 400
-    interrupted = None
-    while interrupted is None and run.proc.poll() is None and time.monotonic() < deadline:
-        train = [jobid for rule, jobid, _ in run.submissions() if rule == "train"]
-        ckpts = list((work / "results").glob("quick/train/**/seed0/checkpoint.ckpt"))
-        if train and ckpts:
-            cluster.run(["scancel", "--signal=TERM", train[0]])
-            interrupted = train[0]
+    results = work / "results" / "quick"
+    deadline = time.monotonic() + 420
+    signalled = preempted = None
+    first_resume = None
+    while preempted is None and run.proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
+        train = [jobid for rule, jobid, _ in run.submissions() if rule == "train"]
+        ckpts = list(results.glob("train/**/seed0/checkpoint.ckpt"))
+        if signalled is None:
+            if train and ckpts:
+                cluster.run(["scancel", "--signal=TERM", train[0]])
+                signalled = (train[0],)
+            continue
+        logs = list(results.glob("logs/train/**/seed0.log"))
+        resumed = RESUMED.search(logs[0].read_text()) if logs and len(train) == 2 else None
+        if resumed is None or not ckpts:
+            continue
+        # Preempt the retry once it has resumed and written a newer checkpoint.
+        if first_resume is None:
+            first_resume = (int(resumed.group(1)), ckpts[0].stat().st_mtime_ns)
+        elif ckpts[0].stat().st_mtime_ns != first_resume[1]:
+            cluster.run(["sbatch", "-p", cluster.urgent_partition, "--mem=100",
+                         f"--cpus-per-task={cluster.cpus}", f"--output={tmp_path / 'urgent.log'}",
+                         "--wrap=sleep 1"])
+            preempted = train[1]
     rc = run.wait(timeout=max(10.0, deadline - time.monotonic()))
     out = run.output
-    assert interrupted, f"no training checkpoint appeared while the run lasted:\n{out[-6000:]}"
+    assert signalled, f"no training checkpoint appeared while the run lasted:\n{out[-6000:]}"
+    assert preempted, f"the retried training job was not seen resuming:\n{out[-6000:]}"
     assert rc == 0, out[-8000:]
 
     # Every job went through sbatch and SLURM ran it, except the workflow's local rules
@@ -228,28 +264,29 @@ def test_reduced_quick_preset_through_slurm_survives_sigterm(cluster, tmp_path):
         assert f"localrule {local}:" in out
     states = cluster.job_states()
     for rule, jobid, log in subs:
-        expected = "FAILED" if jobid == interrupted else "COMPLETED"
+        expected = "FAILED" if jobid == signalled[0] else "COMPLETED"
         assert states.get(jobid) == expected, (rule, jobid, states)
         assert Path(log).is_file(), log
 
-    # The interrupted attempt checkpointed on SIGTERM; the retry resumed from that checkpoint.
-    first_log = Path(next(log for _, jobid, log in subs if jobid == interrupted)).read_text()
+    # 1: the signalled attempt checkpointed and exited 143; the retry resumed from there.
+    first_log = Path(next(log for _, jobid, log in subs if jobid == signalled[0])).read_text()
     assert "returned non-zero exit status 143" in first_log, first_log[-3000:]
-    train_logs = list((work / "results").glob("quick/logs/train/**/seed0.log"))
-    assert len(train_logs) == 1
-    resumed = re.search(r"\[train\] resumed from \S+ at iteration (\d+)/600",
-                        train_logs[0].read_text())
-    assert resumed and int(resumed.group(1)) >= 50, (first_log[-3000:], train_logs[0].read_text())
-    metrics_files = list((work / "results").glob("quick/train/**/seed0/metrics.json"))
-    assert len(metrics_files) == 1
-    metrics = yaml.safe_load(metrics_files[0].read_text())
-    assert metrics["iterations_run"] == 600
-    with open(metrics_files[0].with_name("history.csv")) as f:
+    assert first_resume[0] >= 50
+    # 2: the preempted job was requeued (same id, one restart) and resumed further on.
+    job = cluster.run(["scontrol", "show", "job", preempted]).stdout
+    assert re.search(r"\bRestarts=1\b", job), job
+    train_log = next(results.glob("logs/train/**/seed0.log")).read_text()
+    resumed = RESUMED.search(train_log)
+    assert resumed and int(resumed.group(1)) > first_resume[0], train_log
+    metrics_file = next(results.glob("train/**/seed0/metrics.json"))
+    metrics = yaml.safe_load(metrics_file.read_text())
+    assert metrics["iterations_run"] == ITERATIONS
+    with open(metrics_file.with_name("history.csv")) as f:
         evals = [int(float(r["iteration"])) for r in csv.DictReader(f)]
-    assert evals == [200, 400, 600], evals
+    assert evals == [250, 500, 750, 1000], evals
 
     # The table: one row (gamma 0.01), finite measured values.
-    with open(work / "results" / "quick" / "tables" / "table1.csv") as f:
+    with open(results / "tables" / "table1.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 and float(rows[0]["gamma"]) == 0.01
     for key in ("jsv_mean_mean", "jsv_cn_mean", "error_mean", "error_paper_protocol_mean"):
