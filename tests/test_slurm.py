@@ -4,8 +4,8 @@ The cluster (tests/slurm_cluster.py) runs slurmctld, slurmd and munged from Debi
 no accounting database, so the plugin polls job states with squeue. The tests submit through
 ``snakemake --profile <profiles/slurm, adapted>``: the real profile with only what a CPU-only test
 node forces changed (partition ``debug``, no GPU, small memory, fast polling; see
-``adapted_profile``). They skip only where the SLURM/MUNGE programs are not installed; any other
-trouble bringing the cluster up fails them.
+``adapted_profile``). They skip only where the SLURM/MUNGE programs are not installed or the
+user is not root (slurmd must be); any other trouble bringing the cluster up fails them.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ def cluster(tmp_path_factory):
     if missing:
         pytest.skip(f"SLURM/MUNGE not installed (missing: {', '.join(missing)}); on Debian: "
                     "apt-get install slurmctld slurmd slurm-client munge")
+    if os.geteuid() != 0:
+        pytest.skip("the SLURM test runs slurmd, which starts jobs as their user, so it needs "
+                    "root (as in CI); run it as root or in a throwaway container")
     c = SlurmCluster(tmp_path_factory.mktemp("slurm"))
     try:
         c.start()
@@ -291,3 +294,30 @@ def test_reduced_quick_preset_through_slurm_survives_time_limit_and_preemption(c
     assert len(rows) == 1 and float(rows[0]["gamma"]) == 0.01
     for key in ("jsv_mean_mean", "jsv_cn_mean", "error_mean", "error_paper_protocol_mean"):
         assert math.isfinite(float(rows[0][key])), (key, rows[0])
+
+
+def test_profile_matches_the_workflow_rules():
+    """The profile names rules of another file (workflow/rules/*.smk): every name it sets
+    resources for must exist, and every rule that asks for a GPU in the paper preset must get
+    its cluster settings (GPU, runtime, partition/model edits) from the profile. A dry run of
+    the paper preset through the profile, no cluster needed."""
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--profile", str(PROFILE.parent),
+         "--configfile", "config/paper.yaml", "--rerun-triggers", "mtime"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$",
+                      res.stdout, re.M)
+    assert jobs, res.stdout[-3000:]
+    resources = {rule: dict(kv.split("=", 1) for kv in r.split(", ")) for rule, r in jobs}
+    profile = yaml.safe_load(PROFILE.read_text())["set-resources"]
+    assert set(profile) <= set(resources), set(profile) - set(resources)
+    gpu_rules = {rule for rule, r in resources.items() if r.get("gpu") == "1"}
+    assert {"train", "score", "signal"} <= gpu_rules
+    for rule in gpu_rules:
+        assert profile.get(rule, {}).get("gpu") == 1, f"{rule} wants a GPU: add it to the profile"
+    for rule in ("train", "frankle_dense", "frankle_runs"):
+        if rule in resources:
+            assert "--signal=TERM@" in resources[rule]["slurm_extra"], (rule, resources[rule])
+            assert int(resources[rule]["runtime"]) >= 360
