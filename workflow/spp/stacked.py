@@ -286,8 +286,10 @@ def train_stacked(
     are written back into ``models`` (masks applied with ``spp.masks.apply_mask``, as train()).
 
     A seed that diverges stops being evaluated and keeps its last good metrics, exactly as
-    train() would; its weights are frozen at zero so the others go on at full speed.
-    One checkpoint file holds the whole group (same atomic, resumable scheme as train()).
+    train() would; its weights at that point are what is written back (inside the stack they
+    are zeroed, so NaN arithmetic cannot slow the other seeds).
+    ``checkpoint_path``: one file for the whole group (same atomic, resumable scheme as
+    train(), keyed by config and seeds); the caller removes it once the outputs are written.
 
     ``prenormalize_bytes``: normalise the training split once when its float copy fits (same
     values, less work per step). ``fast``: an ``spp.fastpath.FastPath``; on CUDA its ``bf16``
