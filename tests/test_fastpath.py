@@ -55,3 +55,22 @@ def test_cuda_bf16_channels_last_close_to_fp32():
         loss = F.cross_entropy(logits, y)
     assert logits.dtype == torch.bfloat16 and model.conv1.weight.dtype == torch.float32
     assert abs(loss.item() - ref.item()) < 0.05 * abs(ref.item())
+
+
+def test_cuda_flags_are_a_noop_on_cpu_and_restored():
+    from spp.fastpath import cuda_flags
+
+    before = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32)
+    with cuda_flags("cpu", FastPath(cudnn_benchmark=True, tf32=True)):
+        assert (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32) == before
+    assert (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32) == before
+
+
+@cuda
+def test_cuda_flags_restore_fp32_reference_settings():
+    from spp.fastpath import cuda_flags
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    with cuda_flags("cuda", FastPath(tf32=True)):
+        assert torch.backends.cuda.matmul.allow_tf32
+    assert not torch.backends.cuda.matmul.allow_tf32

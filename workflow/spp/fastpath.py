@@ -16,8 +16,9 @@ code calls them unconditionally and CPU runs stay bit-for-bit what they were. On
 - ``prepare_model`` / ``to_device_batch``: channels-last memory format for conv nets (cuDNN's
   fast NHWC kernels, Tensor Cores with bf16). A memory-format change only, numerically identical
   up to kernel choice. MLPs are left alone.
-- ``enable_cuda_speedups``: ``cudnn.benchmark`` (autotune conv algorithms for the fixed batch
-  shape) and TF32 for the fp32 matmuls/convs that remain outside autocast. TF32 rounds the
+- ``cuda_flags``, a context around the whole run (the switches are process-wide, so they are
+  restored after): ``cudnn.benchmark`` (autotune conv algorithms for the fixed batch shape) and
+  TF32 for the fp32 matmuls/convs that remain outside autocast. TF32 rounds the
   mantissa of products to 10 bits, so it is part of the fast path, not of the fp32 reference.
 - ``compile_model``: ``torch.compile`` (Inductor fuses BN + activation + elementwise work; mode
   "max-autotune-no-cudagraphs" by default, or "reduce-overhead" for CUDA graphs, which pay off
@@ -83,15 +84,26 @@ class FastPath:
         return any((self.bf16, self.channels_last, self.cudnn_benchmark, self.tf32, self.compile))
 
 
-def enable_cuda_speedups(device, fast: FastPath) -> None:
-    """Process-wide cuDNN autotuning / TF32 switches (no-op on CPU)."""
+@contextlib.contextmanager
+def cuda_flags(device, fast: FastPath):
+    """cuDNN autotuning / TF32 for the duration of a run, restored afterwards (they are
+    process-wide switches: a later fp32 reference run in the same process must not inherit
+    TF32). No-op on CPU."""
     if not _is_cuda(device):
+        yield
         return
-    if fast.cudnn_benchmark:
-        torch.backends.cudnn.benchmark = True
-    if fast.tf32:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    saved = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
+             torch.backends.cudnn.allow_tf32)
+    try:
+        if fast.cudnn_benchmark:
+            torch.backends.cudnn.benchmark = True
+        if fast.tf32:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        yield
+    finally:
+        (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
+         torch.backends.cudnn.allow_tf32) = saved
 
 
 def prepare_model(model: nn.Module, device, fast: FastPath | None = None) -> nn.Module:
@@ -104,7 +116,6 @@ def prepare_model(model: nn.Module, device, fast: FastPath | None = None) -> nn.
     model.to(device)
     if _is_cuda(device) and fast.channels_last and has_conv(model):
         model.to(memory_format=torch.channels_last)
-    enable_cuda_speedups(device, fast)
     return model
 
 

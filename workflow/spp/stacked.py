@@ -293,13 +293,14 @@ def train_stacked(
 
     ``prenormalize_bytes``: normalise the training split once when its float copy fits (same
     values, less work per step). ``fast``: an ``spp.fastpath.FastPath``; on CUDA its ``bf16``
-    runs forward and loss under bf16 autocast (ignored on CPU).
+    runs forward and loss under bf16 autocast, its cuDNN/TF32 switches hold for the run
+    (ignored on CPU).
     """
     import dataclasses
     from pathlib import Path
 
     from spp.data import save_atomic
-    from spp.fastpath import autocast_context
+    from spp.fastpath import FastPath, autocast_context, cuda_flags
     from spp.training import (
         TrainConfig,
         TrainingInterrupted,
@@ -413,7 +414,7 @@ def train_stacked(
 
     lr_now = None
     t_last, it_last = time.perf_counter(), it
-    with _SigtermFlag() as sigterm:
+    with cuda_flags(device, fast or FastPath()), _SigtermFlag() as sigterm:
         while it < cfg.iterations and not all(diverged):
             if pos + bsz > n_train:  # new epoch: each seed draws its own permutation
                 perms = [torch.randperm(n_train, generator=g, device=device) for g in gens]
