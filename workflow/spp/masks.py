@@ -88,7 +88,8 @@ def apply_mask(model: nn.Module, mask: dict[str, torch.Tensor]) -> nn.Module:
     elementwise optimiser (SGD with momentum and weight decay, Adam, AdamW, ...) leaves it
     at zero. The hooks live on the parameters; their handles are kept in
     ``model._spp_mask_hooks`` and replaced when a mask is applied again. Re-apply after
-    loading a state dict into a fresh model (hooks are not part of the state dict).
+    loading a state dict into a fresh model, and after ``copy.deepcopy`` (hooks are neither
+    in the state dict nor carried by a deep copy, whose weights would train freely).
     """
     weights = check_mask(model, mask)
     for handle in getattr(model, HOOKS_ATTR, {}).values():
