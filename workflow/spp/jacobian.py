@@ -37,8 +37,10 @@ def jacobian_singular_values(
 ) -> dict[str, float]:
     """Mean, std, max, min and condition number of the Jacobian singular values.
 
-    ``batches`` yields ``(x, y)`` (``y`` ignored), e.g. ``data.batches("train", 1000)``;
-    runs in eval mode (restored after) without touching the weights or their gradients.
+    ``batches`` yields ``(x, y)`` (``y`` ignored), e.g. ``data.batches("train", 100)``, of any
+    size (they are re-batched); runs in eval mode (restored after) without touching the
+    weights or their gradients. Jacobians and SVDs in the model's dtype (float32, as the
+    original), statistics accumulated in float64.
     """
     values: list[torch.Tensor] = []
     pending: list[torch.Tensor] = []
