@@ -10,7 +10,8 @@ Prints, from one run on the same machine and thread count:
 - the ratios, and the fraction of the CPU's peak arithmetic each reaches: FLOPs of one
   training step counted by ``torch.utils.flop_counter.FlopCounterMode`` (matrix products only;
   elementwise work is not counted), times the measured rate, divided by the peak measured in the
-  same run with a large fp32 matrix product (``--peak-size``) on the same threads.
+  same run with a large fp32 matrix product (``--peak-size``, once per repeat, median) on the
+  same threads; and the arithmetic ceiling, peak / FLOPs per seed-step.
 
 Repeats alternate plain / engine / stacked so that load from other processes hits all three
 alike; medians are printed. Engine and stacked rates exclude their single evaluation at the end
@@ -125,14 +126,16 @@ def main(argv=None) -> None:
     train_stacked(copy.deepcopy(models), masks, splits, cfg(20), seeds, log=lambda _: None)
 
     rates = {"plain": [], "engine": [], "stacked": []}
+    peaks = []  # measured with each repeat: the load on a shared machine changes
     for r in range(a.repeats):
         rates["plain"].append(run_plain())
         rates["engine"].append(run_engine())
         rates["stacked"].append(run_stacked())
+        peaks.append(peak_flops("cpu", size=a.peak_size, seconds=1.0))
         print(f"  repeat {r + 1}: plain {rates['plain'][-1]:.1f} it/s, engine "
-              f"{rates['engine'][-1]:.1f} it/s, stacked {rates['stacked'][-1]:.1f} seed-it/s",
-              flush=True)
-    peak = peak_flops("cpu", size=a.peak_size)
+              f"{rates['engine'][-1]:.1f} it/s, stacked {rates['stacked'][-1]:.1f} seed-it/s, "
+              f"peak {peaks[-1] / 1e9:.1f} GFLOP/s", flush=True)
+    peak = statistics.median(peaks)
     one = step_flops(models[0], bsz, shape)
     group = stacked_step_flops(models, bsz, shape)
     med = {k: statistics.median(v) for k, v in rates.items()}
@@ -142,7 +145,9 @@ def main(argv=None) -> None:
           f"{a.stacked_iterations} stacked steps)")
     print(f"counted FLOPs per seed-step {one / 1e6:.1f} M (stacked step {group / 1e6:.1f} M = "
           f"{group / one:.2f} x one seed); peak {peak / 1e9:.1f} GFLOP/s "
-          f"({a.peak_size}^2 fp32 matmul, measured in this run)")
+          f"(median over the repeats of a {a.peak_size}^2 fp32 matmul, measured in this run)")
+    print(f"arithmetic ceiling at 100% of that peak: {peak / one:.0f} seed-it/s "
+          f"({peak / one / med['plain']:.2f}x the plain loop)")
     for k, label, unit in (("plain", "plain DataLoader loop, 1 seed", "it/s"),
                            ("engine", "spp.training.train, 1 seed", "it/s"),
                            ("stacked", f"train_stacked, {a.seeds} seeds", "seed-it/s")):
