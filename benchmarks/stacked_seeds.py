@@ -10,8 +10,8 @@ Prints, from one run on the same machine and thread count:
 - the ratios, and the fraction of the CPU's peak arithmetic each reaches: FLOPs of one
   training step counted by ``torch.utils.flop_counter.FlopCounterMode`` (matrix products only;
   elementwise work is not counted), times the measured rate, divided by the peak measured in the
-  same run with a large fp32 matrix product (``--peak-size``, once per repeat, median) on the
-  same threads; and the arithmetic ceiling, peak / FLOPs per seed-step.
+  same run with fp32 square matrix products (best of several sizes, once per repeat, median)
+  on the same threads; and the arithmetic ceiling, peak / FLOPs per seed-step.
 
 Repeats alternate plain / engine / stacked so that load from other processes hits all three
 alike; medians are printed. Engine and stacked rates exclude their single evaluation at the end
@@ -78,7 +78,8 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1)")
     p.add_argument("--sparsity", type=float, default=0.9)
-    p.add_argument("--peak-size", type=int, default=2048)
+    p.add_argument("--peak-size", type=int, default=None,
+                   help="one matmul size for the peak (default: best of 256..2048)")
     p.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data",
                    help="folder with the original MNIST (else the shipped subset is used)")
     a = p.parse_args(argv)
@@ -131,7 +132,7 @@ def main(argv=None) -> None:
         rates["plain"].append(run_plain())
         rates["engine"].append(run_engine())
         rates["stacked"].append(run_stacked())
-        peaks.append(peak_flops("cpu", size=a.peak_size, seconds=1.0))
+        peaks.append(peak_flops("cpu", size=a.peak_size, seconds=1.2))
         print(f"  repeat {r + 1}: plain {rates['plain'][-1]:.1f} it/s, engine "
               f"{rates['engine'][-1]:.1f} it/s, stacked {rates['stacked'][-1]:.1f} seed-it/s, "
               f"peak {peaks[-1] / 1e9:.1f} GFLOP/s", flush=True)
@@ -145,7 +146,8 @@ def main(argv=None) -> None:
           f"{a.stacked_iterations} stacked steps)")
     print(f"counted FLOPs per seed-step {one / 1e6:.1f} M (stacked step {group / 1e6:.1f} M = "
           f"{group / one:.2f} x one seed); peak {peak / 1e9:.1f} GFLOP/s "
-          f"(median over the repeats of a {a.peak_size}^2 fp32 matmul, measured in this run)")
+          f"(best fp32 square matmul of {a.peak_size or '256..2048'}, median over the repeats, "
+          "measured in this run)")
     print(f"arithmetic ceiling at 100% of that peak: {peak / one:.0f} seed-it/s "
           f"({peak / one / med['plain']:.2f}x the plain loop)")
     for k, label, unit in (("plain", "plain DataLoader loop, 1 seed", "it/s"),
