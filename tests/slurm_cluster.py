@@ -95,6 +95,9 @@ class SlurmCluster:
             "SelectType=select/cons_tres",
             "SelectTypeParameters=CR_Core_Memory",
             "SchedulerType=sched/backfill",
+            # Look at pending jobs every few seconds, not every 30/60 s (a requeued job would
+            # otherwise wait up to a minute after it became eligible again).
+            "SchedulerParameters=sched_interval=3,bf_interval=3",
             "AccountingStorageType=accounting_storage/none",
             "JobAcctGatherType=jobacct_gather/none",
             "JobCompType=jobcomp/none",

@@ -179,13 +179,15 @@ def test_jobs_go_through_sbatch_and_a_failure_keeps_finished_results(cluster, tm
 # The reduced quick preset: Table 1 with one gamma and one seed (9 jobs: data, init, score,
 # 2 masks, 2 signal, train, table1), training one job per seed as on a cluster (paper preset),
 # long enough to be interrupted twice between checkpoints.
-ITERATIONS = 1000
+# Both interruptions come ~50 iterations after a (re)start; what is left must outlast the ~3 s
+# SLURM needs to preempt: 3000 iterations are ~10 s even on a fast, idle 2-core machine.
+ITERATIONS = 3000
 REDUCED_CONFIG = {
     "seeds": [0],
     "table1": {"dataset": "mnist", "arch": "mlp-7-tanh", "gammas": [0.01]},
     "train": {"job_per_seed": True},
-    "training": {"mnist": {"iterations": ITERATIONS, "batch_size": 100, "lr_decay_every": 750,
-                           "eval_every": 250, "checkpoint_every": 50}},
+    "training": {"mnist": {"iterations": ITERATIONS, "batch_size": 100, "lr_decay_every": 2000,
+                           "eval_every": 1000, "checkpoint_every": 50}},
 }
 RESUMED = re.compile(r"\[train\] resumed from \S+ at iteration (\d+)/" + str(ITERATIONS))
 
@@ -286,7 +288,7 @@ def test_reduced_quick_preset_through_slurm_survives_time_limit_and_preemption(c
     assert metrics["iterations_run"] == ITERATIONS
     with open(metrics_file.with_name("history.csv")) as f:
         evals = [int(float(r["iteration"])) for r in csv.DictReader(f)]
-    assert evals == [250, 500, 750, 1000], evals
+    assert evals == [1000, 2000, 3000], evals
 
     # The table: one row (gamma 0.01), finite measured values.
     with open(results / "tables" / "table1.csv") as f:
