@@ -22,6 +22,7 @@ short run) and the resulting estimate ``runs x iterations / (it/s)``. On a GPU b
 
     python benchmarks/flops.py                              # counts, peak, lower bounds
     python benchmarks/flops.py --measure --iterations 50    # + engine it/s and estimated hours
+    python benchmarks/flops.py --measure --fast --gpus 4    # on a GPU box, with the fast path
 """
 
 from __future__ import annotations
@@ -122,10 +123,15 @@ def paper_training_runs(preset: Path = REPO / "config" / "paper.yaml") -> list[d
     return out
 
 
-def engine_its(arch, activation, width, dataset, batch_size, device, iterations=50) -> float:
-    """spp.training.train it/s on synthetic data of the dataset's shape (after a warm-up)."""
+def engine_its(arch, activation, width, dataset, batch_size, device, iterations=50,
+               fast: bool = False) -> float:
+    """spp.training.train it/s on synthetic data of the dataset's shape (after a warm-up);
+    ``fast``: with ``spp.fastpath.FastPath.for_device`` (needs train()'s ``fast`` argument)."""
+    import inspect
+
     from spp.data import DataSplits
     from spp.experiments import DATASET_SHAPES
+    from spp.fastpath import FastPath
     from spp.models import build_model
     from spp.training import TrainConfig, train
 
@@ -140,12 +146,17 @@ def engine_its(arch, activation, width, dataset, batch_size, device, iterations=
                       {"train": y, "val": y[:100], "test": y[:100]}).to(device)
     model = build_model(arch, shape, classes, activation=activation, width=width)
     augment = dataset != "mnist" and dataset != "fashion-mnist"
+    kwargs = {}
+    if fast:
+        if "fast" not in inspect.signature(train).parameters:
+            raise ValueError("--fast needs spp.training.train(..., fast=FastPath)")
+        kwargs["fast"] = FastPath.for_device(device)
     warm = TrainConfig(iterations=5, batch_size=batch_size, augment=augment, log_every=5)
-    train(model, None, data, warm, device, log=lambda _: None)
+    train(model, None, data, warm, device, log=lambda _: None, **kwargs)
     lines = []
     cfg = TrainConfig(iterations=iterations, batch_size=batch_size, augment=augment,
                       eval_every=iterations, log_every=iterations)
-    train(model, None, data, cfg, device, log=lines.append)
+    train(model, None, data, cfg, device, log=lines.append, **kwargs)
     rate = [ln for ln in lines if "it/s" in ln][-1]
     return float(rate.rsplit(" it/s", 1)[0].rsplit(" ", 1)[-1])
 
@@ -159,6 +170,7 @@ def main(argv=None) -> None:
     p.add_argument("--measure-all", action="store_true",
                    help="on CPU also measure the conv nets (slow)")
     p.add_argument("--iterations", type=int, default=50)
+    p.add_argument("--fast", action="store_true", help="measure with the GPU fast path")
     p.add_argument("--gpus", type=int, default=1, help="K of --resources gpu=K for the estimate")
     a = p.parse_args(argv)
     if a.gpus < 1 or a.iterations < 1:
@@ -195,7 +207,7 @@ def main(argv=None) -> None:
         mlp_like = r["arch"].startswith("mlp") or r["arch"] == "lenet300"
         if a.measure and (device.type == "cuda" or mlp_like or a.measure_all):
             its = engine_its(r["arch"], r["activation"], r["width"], r["dataset"],
-                             r["batch_size"], device, a.iterations)
+                             r["batch_size"], device, a.iterations, a.fast)
         if its:
             est = r["runs"] * r["iterations"] / its / 3600
             total_est += est
