@@ -216,3 +216,24 @@ def test_bad_input_is_refused():
         stack_models([ms[0], spp.build_model("mlp-3-tanh", (1, 8, 8), 10)])
     with pytest.raises(ValueError, match="TrainConfig"):
         train_stacked(ms, [None, None], data, {"iterations": 1}, [0, 1])
+
+
+def test_stacked_mlp_under_bf16_autocast_matches_per_seed_autocast():
+    """The fast path's bf16 autocast (CUDA) goes through the custom batched-linear backward;
+    CPU autocast exercises the same dtype handling here."""
+    models = _models("mlp-4-tanh", (1, 8, 8), [0, 1], "vs-he")
+    stacked = stack_models(models)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(2, 16, 1, 8, 8, generator=g), torch.randint(0, 10, (2, 16), generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = stacked(x)
+        per = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(2, 16)
+    assert logits.dtype == torch.bfloat16
+    per.float().mean(1).sum().backward()
+    for s, m in enumerate(models):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            F.cross_entropy(m(x[s]), y[s]).backward()
+        for n, p in m.named_parameters():
+            got = stacked.params[n].grad[s]
+            assert got.dtype == torch.float32
+            torch.testing.assert_close(got, p.grad, rtol=0.05, atol=0.02)

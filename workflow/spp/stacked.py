@@ -118,10 +118,13 @@ class _StackedLinear(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        # Under bf16 autocast the forward ran in g's dtype; backward runs outside autocast, so
+        # cast explicitly (no-ops in fp32) and hand autograd grads in the inputs' dtypes.
         x, w = ctx.saved_tensors
-        gx = torch.bmm(g, w) if ctx.needs_input_grad[0] else None
-        gw = torch.bmm(g.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
-        gb = g.sum(1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        gx = torch.bmm(g, w.to(g.dtype)).to(x.dtype) if ctx.needs_input_grad[0] else None
+        gw = (torch.bmm(g.transpose(1, 2), x.to(g.dtype)).to(w.dtype)
+              if ctx.needs_input_grad[1] else None)
+        gb = g.sum(1).to(w.dtype) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return gx, gw, gb
 
 
