@@ -184,7 +184,9 @@ def _with_view(report: Path, dest: Path, script: str) -> Path:
     """A copy of the report that opens one view after load (the report has no URL routing)."""
     html = report.read_text()
     hook = f"<script>window.addEventListener('load', () => setTimeout(() => {{{script}}}, 300));"
-    dest.write_text(html.replace("</body>", hook + "</script></body>", 1))
+    head, sep, tail = html.rpartition("</body>")  # the last one: scripts contain the word too
+    assert sep, "report has no </body>"
+    dest.write_text(head + hook + "</script></body>" + tail)
     return dest
 
 

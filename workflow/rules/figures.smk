@@ -2,6 +2,9 @@
 # of every table, and the report's front page: provenance, paper-layout tables, paper-vs-ours
 # summary with verdicts. Scripts: workflow/scripts/figure*.py, report_*.py; library:
 # spp.figure_experiments, spp.plotting, spp.report_tables, spp.summary, spp.provenance.
+# The experiments (figure*_data) are script jobs; plotting and report pages take well under a
+# second each, so they run inside the Snakemake process (run_inprocess, common.smk) instead of
+# paying a torch import per job.
 
 FIG = config["figures"]
 FIG_DATASET = FIG["dataset"]
@@ -34,7 +37,7 @@ if FIG["enabled"]:
 
     rule figure1:
         input:
-            expand(f"{FIG_DATA}/figure1_{{activation}}.pt", activation=FIG["figure1"]["activations"]),
+            expand(f"{FIG_DATA}/figure1_{{a}}.pt", a=FIG["figure1"]["activations"]),
         output:
             png=report(
                 f"{R}/figures/figure1.png",
@@ -51,10 +54,11 @@ if FIG["enabled"]:
             preset=config["preset"],
         log:
             f"{R}/logs/figures/figure1.log",
-        conda:
-            ENV
-        script:
-            "../scripts/figure1.py"
+        localrule: True
+        run:
+            run_inprocess(
+                "figure1.py", "figure1", input, output, params, wildcards, threads, log
+            )
 
     _FIG2_COMMON = dict(
         seeds=FIG["seeds"],
@@ -132,10 +136,11 @@ if FIG["enabled"]:
             ),
         log:
             f"{R}/logs/figures/figure2.log",
-        conda:
-            ENV
-        script:
-            "../scripts/figure2.py"
+        localrule: True
+        run:
+            run_inprocess(
+                "figure2.py", "figure2", input, output, params, wildcards, threads, log
+            )
 
     ALL_TARGETS += [f"{R}/figures/figure1.png", f"{R}/figures/figure2a.png"]
 
@@ -169,10 +174,18 @@ if FIG["training_curves"]:
                 preset=config["preset"],
             log:
                 f"{R}/logs/figures/training_{_table}.log",
-            conda:
-                ENV
-            script:
-                "../scripts/figure_training_curves.py"
+            localrule: True
+            run:
+                run_inprocess(
+                    "figure_training_curves.py",
+                    f"training_curves_{params.table}",
+                    input,
+                    output,
+                    params,
+                    wildcards,
+                    threads,
+                    log,
+                )
 
         ALL_TARGETS.append(f"{R}/figures/training_{_table}.png")
 
@@ -197,10 +210,18 @@ for _table in REPORT_TABLES:
             note=config["preset_note"],
         log:
             f"{R}/logs/report/{_table}_paper_layout.log",
-        conda:
-            ENV
-        script:
-            "../scripts/report_table.py"
+        localrule: True
+        run:
+            run_inprocess(
+                "report_table.py",
+                f"paper_layout_{params.table}",
+                input,
+                output,
+                params,
+                wildcards,
+                threads,
+                log,
+            )
 
     ALL_TARGETS.append(f"{REPORT_DIR}/{_table}_paper_layout.html")
 
@@ -225,10 +246,12 @@ rule report_provenance:
         repo_dir=workflow.basedir,
     log:
         f"{R}/logs/report/provenance.log",
-    conda:
-        ENV
-    script:
-        "../scripts/report_provenance.py"
+    localrule: True
+    run:
+        run_inprocess(
+            "report_provenance.py", "report_provenance", input, output, params, wildcards,
+            threads, log,
+        )
 
 
 rule report_summary:
@@ -251,10 +274,11 @@ rule report_summary:
         note=config["preset_note"],
     log:
         f"{R}/logs/report/summary.log",
-    conda:
-        ENV
-    script:
-        "../scripts/report_summary.py"
+    localrule: True
+    run:
+        run_inprocess(
+            "report_summary.py", "report_summary", input, output, params, wildcards, threads, log
+        )
 
 
 ALL_TARGETS += [f"{REPORT_DIR}/summary.html"]

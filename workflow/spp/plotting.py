@@ -3,7 +3,9 @@
 Every figure function takes plain arrays / data frames (no file paths, no Snakemake), returns a
 matplotlib Figure, and labels its axes with units, so the functions are testable on synthetic
 inputs and reusable outside the workflow. Matplotlib is forced onto the Agg backend: figures are
-rendered on headless machines (CI, SLURM nodes).
+rendered on headless machines (CI, SLURM nodes). Figures are made as `matplotlib.figure.Figure`
+objects, never through pyplot's global figure registry, so several can be drawn at once in
+threads (the workflow runs these light jobs inside the Snakemake process).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -99,7 +100,6 @@ def save_figure(fig: Figure, *paths: str | os.PathLike) -> None:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- Figure 1
@@ -144,8 +144,9 @@ def figure1(
     set_style()
     cell = 0.62
     n_rows = len(sparsities)
-    fig = plt.figure(
-        figsize=(cell * n_layers + 5.2, (cell * n_rows + 1.1) * len(acts)), layout="constrained"
+    fig = Figure(
+        figsize=(cell * n_layers + 5.2, max(cell * n_rows + 1.1, 3.4) * len(acts)),
+        layout="constrained",
     )
     blocks = np.atleast_1d(fig.subfigures(len(acts), 1, hspace=0.04))
     for block, act in zip(blocks, acts, strict=True):
@@ -203,7 +204,7 @@ def _sensitivity_boxes(ax, per_layer: Sequence[np.ndarray]) -> None:
     ax.set_yscale("log")
     ax.set_xticks(range(1, len(arrays) + 1), [str(i) for i in range(1, len(arrays) + 1)])
     ax.set_xlabel("layer")
-    ax.set_ylabel("connection sensitivity |∂L/∂c| (log scale)")
+    ax.set_ylabel("sensitivity |∂L/∂c| (log)")
     ax.yaxis.tick_right()
     ax.yaxis.set_label_position("right")
 
@@ -250,7 +251,8 @@ def figure2_signal(df: pd.DataFrame, statistic: str = "mean", title: str = "") -
     _need_columns(df, ["activation", "method", "sparsity", statistic], "figure2_signal")
     set_style()
     acts = list(dict.fromkeys(df["activation"]))
-    fig, axes = plt.subplots(1, len(acts), figsize=(5.2 * len(acts), 4.0), squeeze=False)
+    fig = Figure(figsize=(5.2 * len(acts), 4.0))
+    axes = fig.subplots(1, len(acts), squeeze=False)
     for ax, act in zip(axes[0], acts, strict=True):
         sub = df[df["activation"] == act].assign(kappa=lambda d: 100 * d["sparsity"])
         _lines(ax, sub, "kappa", statistic)
@@ -272,7 +274,8 @@ def figure2_training(df: pd.DataFrame, value: str = "train_loss", title: str = "
     _need_columns(df, ["activation", "method", "iteration", value], "figure2_training")
     set_style()
     acts = list(dict.fromkeys(df["activation"]))
-    fig, axes = plt.subplots(1, len(acts), figsize=(5.2 * len(acts), 4.0), squeeze=False)
+    fig = Figure(figsize=(5.2 * len(acts), 4.0))
+    axes = fig.subplots(1, len(acts), squeeze=False)
     for ax, act in zip(axes[0], acts, strict=True):
         _lines(ax, df[df["activation"] == act], "iteration", value)
         ax.set_title(f"7-layer {act} MLP")
@@ -324,13 +327,8 @@ def training_curves(
     hues = list(dict.fromkeys(history[hue]))
     colors = dict(zip(hues, sns.color_palette("tab10", max(len(hues), 1)), strict=False))
     ncol = len(panels)
-    fig, axes = plt.subplots(
-        len(values),
-        ncol,
-        figsize=(max(3.1 * ncol, 5.0), 2.6 * len(values)),
-        squeeze=False,
-        sharex="col",
-    )
+    fig = Figure(figsize=(max(3.1 * ncol, 5.0), 2.6 * len(values)))
+    axes = fig.subplots(len(values), ncol, squeeze=False, sharex="col")
     ylabels = {
         "train_loss": "training loss (nats)",
         "val_error": "validation error (%)",

@@ -22,6 +22,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 REPRODUCED = "reproduced"
@@ -126,6 +127,25 @@ def key_columns(df: pd.DataFrame) -> list[str]:
     ]
 
 
+# Key columns that repeat what another key already says (gamma is in Table 1's init label,
+# the dataset in Table 2's network name, "supervised" in Table 4's loss name).
+_REDUNDANT_KEYS = ("gamma", "dataset", "supervised", "arch", "width", "params_total", "params_kept")
+
+
+def cell_label(row: pd.Series, keys: Sequence[str]) -> str:
+    """A short name of a table cell, e.g. "LDI-AI, ResNet32" or "GT, K=3"."""
+    parts = []
+    for k in keys:
+        v = row[k]
+        if k in _REDUNDANT_KEYS or isinstance(v, (bool, np.bool_)) or pd.isna(v):
+            continue
+        if isinstance(v, (int, float, np.integer, np.floating)):
+            parts.append(f"{k}={float(v):g}")
+        else:
+            parts.append(str(v))
+    return ", ".join(parts)
+
+
 def _seed_count(row: pd.Series, q: str) -> float:
     for col in (f"{q}_n", "n_seeds", "n"):
         if col in row.index and not pd.isna(row[col]):
@@ -158,7 +178,7 @@ def summarize(
                 rows.append(
                     {
                         "table": name,
-                        "cell": ", ".join(str(row[k]) for k in keys),
+                        "cell": cell_label(row, keys),
                         "quantity": q,
                         "paper": float(paper),
                         "mean": float(mean) if not pd.isna(mean) else float("nan"),
@@ -311,16 +331,57 @@ def provenance_rows(prov: Mapping) -> list[tuple[str, str]]:
     ]
 
 
+# Snakemake's report centres its content vertically in a screen-high box, which clips the top of
+# anything taller than the window (the page title first). Top-align it instead.
+REPORT_LAYOUT_FIX = (
+    "<style>div.grow.flex.items-center.justify-center.h-screen.overflow-auto"
+    "{align-items:flex-start}</style>"
+)
+
+
+def verdicts_by_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per table: number of compared values and how many got each verdict."""
+    rows = []
+    for table, sub in summary.groupby("table", sort=False):
+        counts = verdict_counts(sub)
+        rows.append({"table": table, "values": len(sub), **counts})
+    return pd.DataFrame(rows, columns=["table", "values", *VERDICTS])
+
+
 def front_page_html(prov: Mapping, summary: pd.DataFrame, comparable: bool, rule: str) -> str:
-    """The HTML fragment the report's front page (report/workflow.rst) includes."""
-    out = [STYLE, '<div class="spp-summary">', "<table><tbody>"]
+    """The compact HTML fragment the report's front page (report/workflow.rst) includes:
+    provenance, the preset warning, verdict counts per table and the rule. The per-value table
+    is its own report page (Summary), it is too wide for the front page's text column."""
+    out = [REPORT_LAYOUT_FIX, STYLE, '<div class="spp-summary">', "<table><tbody>"]
     for label, text in provenance_rows(prov):
         out.append(
             f'<tr><th class="l">{html.escape(label)}</th>'
             f'<td class="l" style="white-space:normal">{html.escape(text)}</td></tr>'
         )
-    out.append("</tbody></table></div>")
-    out.append(summary_html(summary, str(prov.get("preset", "?")), comparable, rule))
+    out.append("</tbody></table>")
+    preset = str(prov.get("preset", "?"))
+    if not comparable:
+        out.append(
+            f'<div class="spp-banner">Preset "{html.escape(preset)}" does not follow the paper\'s '
+            "protocol: its numbers test the pipeline, they are not a reproduction, and no value "
+            "is called reproduced.</div>"
+        )
+    by_table = verdicts_by_table(summary)
+    cols = ["values", *(v for v in VERDICTS if comparable or v != REPRODUCED)]
+    out.append("<table><thead><tr><th class='l'>table</th>")
+    out += [f"<th>{html.escape(c)}</th>" for c in cols]
+    out.append("</tr></thead><tbody>")
+    for _, r in by_table.iterrows():
+        out.append(f'<tr><td class="l">{html.escape(str(r["table"]))}</td>')
+        for c in cols:
+            cls = f' class="{_VERDICT_CLASS[c]}"' if c in _VERDICT_CLASS and r[c] else ""
+            out.append(f"<td{cls}>{int(r[c])}</td>")
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    out.append(
+        f"<p><b>Rule:</b> {html.escape(rule)} Every value with its paper number, our mean ± std "
+        "and the difference: <b>Summary</b> in the menu.</p></div>"
+    )
     return "\n".join(out)
 
 
