@@ -112,3 +112,26 @@ def test_training_curves_average_seeds_per_line():
     np.testing.assert_allclose(loss_ax.get_lines()[0].get_ydata(), [2.1, 0.8])
     np.testing.assert_allclose(err_ax.get_lines()[0].get_ydata(), [85.0, 45.0])
     assert err_ax.get_ylabel() == "test error (%)"
+
+
+def test_table5_curves_are_labelled_as_in_the_paper():
+    h = pd.DataFrame(
+        {
+            "iteration": [10, 20] * 3,
+            "train_loss": [2.0, 1.5] * 3,
+            "test_error": [50.0, 40.0] * 3,
+            "role": ["sup", "sup", "unsup", "unsup", "rand", "rand"],
+            "prune": "fashion-mnist",
+            "train": "mnist",
+            "seed": 0,
+        }
+    )
+    ax = plotting.table_training_curves("table5", h).get_axes()[0]
+    assert ax.get_title() == "F-MNIST → MNIST"
+    assert [l.get_label() for l in ax.get_lines()] == [
+        "CS, supervised",
+        "CS, unsupervised (uniform)",
+        "random",
+    ]
+    with pytest.raises(ValueError, match="allowed"):
+        plotting.table_training_curves("table9", h)

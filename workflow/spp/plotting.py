@@ -346,7 +346,7 @@ def training_curves(
             if r == 0:
                 ax.set_title(str(p), fontsize=10)
             if r == len(values) - 1:
-                ax.set_xlabel("iteration")
+                ax.set_xlabel("iteration (SGD steps)")
             if c == 0:
                 ax.set_ylabel(ylabels.get(value, value))
     _shared_legend(fig, axes[0])
@@ -366,6 +366,10 @@ CURVE_LAYOUT: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+# Table 5's runs per cell, as the paper's column headers name them.
+ROLE_LABELS = {"sup": "CS, supervised", "unsup": "CS, unsupervised (uniform)", "rand": "random"}
+
+
 def table_training_curves(table: str, history: pd.DataFrame, title: str = "") -> Figure:
     """Training curves of one paper table: panels and lines as the table's columns and rows.
 
@@ -377,6 +381,12 @@ def table_training_curves(table: str, history: pd.DataFrame, title: str = "") ->
     panel_keys, hue = CURVE_LAYOUT[table]
     _need_columns(history, [*panel_keys, hue], f"training curves of {table}")
     df = history.copy()
+    if table == "table5":
+        from spp.experiments import DATASET_LABELS
+
+        for c in ("prune", "train"):
+            df[c] = df[c].map(lambda d: DATASET_LABELS.get(d, d))
+        df["role"] = df["role"].map(lambda r: ROLE_LABELS.get(r, r))
     if panel_keys:
         sep = " → " if table == "table5" else " "
         df["_panel"] = df[list(panel_keys)].astype(str).agg(sep.join, axis=1)
