@@ -1,15 +1,15 @@
 """The HTML report as a reader sees it: rendered in headless Chromium, no script errors, every
 table and figure present, screenshots kept for a human to look at.
 
-The report is built from a reduced quick preset (one seed, tiny networks, a few iterations) in a
-temporary copy of the repository, so the test exercises the real rules, scripts and
-`snakemake --report` end to end. Screenshots go to $SPP_SCREENSHOT_DIR when set (CI artifacts),
-else into pytest's temporary folder. Skipped only when no Chromium is installed.
+The report is built from a reduced quick preset (one seed, tiny networks, a few iterations) with
+the repository's Snakefile in a temporary working directory, so the test exercises the real
+rules, scripts and `snakemake --report` end to end. Screenshots go to $SPP_SCREENSHOT_DIR when
+set (CI artifacts), else into pytest's temporary folder. Skipped only when no Chromium is
+installed.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -147,30 +148,35 @@ def test_harness_sees_script_errors_and_rendered_dom(tmp_path):
     assert (tmp_path / "broken.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def _copy_repo(dest: Path) -> None:
-    ignore = shutil.ignore_patterns(
-        ".git", "results", ".snakemake", "*.egg-info", "__pycache__", ".pytest_cache",
-        ".ruff_cache", "report.html", ".venv",
-    )  # fmt: skip
-    shutil.copytree(REPO, dest, ignore=ignore)
+def _merge(base: dict, override: dict) -> dict:
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+    return base
 
 
-def _snakemake(cwd: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile",
-           "config/config.yaml", "reduced.yaml", *args]  # fmt: skip
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def _snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    cmd = [
+        *(sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")),
+        *("--directory", str(workdir), "--configfile", str(workdir / "config.yaml")),
+        *args,
+    ]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory) -> Path:
-    """report.html of a reduced quick preset, built in a temporary copy of the repository."""
-    work = tmp_path_factory.mktemp("report") / "repo"
-    _copy_repo(work)
-    (work / "reduced.yaml").write_text(json.dumps(REDUCED))  # JSON is YAML
-    run = _snakemake(work)
-    assert run.returncode == 0, run.stderr[-5000:]
-    rep = _snakemake(work, "--report", "report.html", timeout=600)
-    assert rep.returncode == 0, rep.stderr[-5000:]
+    """report.html of a reduced quick preset, built with the repository's Snakefile in a
+    temporary working directory (results, .snakemake and the report stay there)."""
+    work = tmp_path_factory.mktemp("report")
+    cfg = _merge(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), REDUCED)
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    run = _snakemake(work, "--cores", "2")
+    assert run.returncode == 0, (run.stdout + run.stderr)[-5000:]
+    rep = _snakemake(work, "--report", str(work / "report.html"), timeout=600)
+    assert rep.returncode == 0, (rep.stdout + rep.stderr)[-5000:]
     return work / "report.html"
 
 

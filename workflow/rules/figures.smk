@@ -287,7 +287,7 @@ ALL_TARGETS += [f"{REPORT_DIR}/summary.html"]
 # docutils' `raw:: html` + `:file:`, whose path must exist when `snakemake --report` renders it;
 # before the summary is built it includes a placeholder saying so. The key is set here, after
 # schema validation, and is read only by workflow.rst.
-_front = Path(workflow.basedir) / REPORT_DIR / "front.html"
+_front = Path(REPORT_DIR, "front.html").resolve()  # results live in the working directory
 config["_report_front_page"] = str(
     _front if _front.is_file() else Path(workflow.basedir) / "report" / "front_missing.html"
 )
