@@ -194,6 +194,10 @@ def _num(x: float, q: str) -> str:
         return "–"
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
+    if "params" in q:
+        return f"{x:,.0f}"
+    if "sparsity" in q:
+        return f"{x:.3f}"
     if q.startswith("jsv") or abs(x) >= 1e4 or (x != 0 and abs(x) < 1e-2):
         return f"{x:.3g}"
     return f"{x:.2f}"
@@ -212,6 +216,11 @@ def cell_text(row: pd.Series, q: str) -> str:
 def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Human-readable frame: keys, then for each quantity 'ours' and (if any) 'paper'."""
     out = df[key_columns(df)].copy()
+    for c in out.columns:  # label columns: sparsities and widths short, counts with separators
+        if pd.api.types.is_float_dtype(out[c]):
+            out[c] = [_num(v, c) if "sparsity" in c else f"{v:.4g}" for v in out[c]]
+        elif "params" in c:
+            out[c] = [_num(v, c) for v in out[c]]
     for q in quantities(df):
         out[q] = [cell_text(r, q) for _, r in df.iterrows()]
         if f"paper_{q}" in df.columns and df[f"paper_{q}"].notna().any():
