@@ -196,10 +196,13 @@ def _with_view(report: Path, dest: Path, script: str) -> Path:
     return dest
 
 
+# What a reader's clicks do: the result's description (caption) in the menu, its view on the right.
 OPEN_RESULT = (
     "const p = Object.keys(results).find(k => k.endsWith('{name}'));"
     "const kind = p.endsWith('.html') ? 'html' : 'img';"
-    "app.setView({{content: kind, contentPath: results[p].data_uri}});"
+    "app.showResultInfo(p);"
+    "setTimeout(() => app.setView({{content: kind, contentPath: results[p].data_uri,"
+    " resultPath: p}}), 200);"
 )
 
 
@@ -215,7 +218,8 @@ def test_quick_report_renders_with_every_table_and_figure(quick_report, tmp_path
     for text in ("Preset", "Packages", "torch", "Seeds per table", "Training devices", "Rule:"):
         assert text in dom, f"front page lacks {text!r}"
     assert "not a reproduction" in dom and "not comparable" in dom
-    assert ">reproduced<" not in dom  # a quick preset never claims reproduction
+    # A quick preset never claims reproduction: no cell carries the "reproduced" verdict class.
+    assert not re.search(r'class="[^"]*spp-ok', dom)
     rows = re.findall(r"<td class=\"l\">table[1-5]</td>", dom)
     assert len(rows) >= 5, "summary table has too few rows"
 
@@ -234,7 +238,7 @@ def test_quick_report_renders_with_every_table_and_figure(quick_report, tmp_path
     for name in ("figure1.png", "figure2a.png", "table2_paper_layout.html", "summary.html"):
         page = _with_view(quick_report, tmp_path / f"view_{name}.html",
                           OPEN_RESULT.format(name=name))  # fmt: skip
-        dom, console = render(page, shots / f"report_{name}.png", 1600, 1200)
+        dom, console = render(page, shots / f"report_{name.replace('.', '_')}.png", 1600, 1200)
         assert not console_errors(console), (name, console_errors(console))
         tag = "<iframe" if name.endswith(".html") else "<img"
         assert tag in dom and "data:" in dom, f"{name} view did not open"

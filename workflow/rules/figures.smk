@@ -6,6 +6,8 @@
 # second each, so they run inside the Snakemake process (run_inprocess, common.smk) instead of
 # paying a torch import per job.
 
+from types import SimpleNamespace
+
 FIG = config["figures"]
 FIG_DATASET = FIG["dataset"]
 FIG_DATA = f"{R}/figures/data"
@@ -168,7 +170,6 @@ if FIG["training_curves"]:
                 ),
                 svg=f"{R}/figures/training_{_table}.svg",
             params:
-                rows=table_rows(_table),
                 table=_table,
                 title=_table.replace("table", "Table ").replace("figure", "Figure "),
                 preset=config["preset"],
@@ -176,12 +177,14 @@ if FIG["training_curves"]:
                 f"{R}/logs/figures/training_{_table}.log",
             localrule: True
             run:
+                # The cells' folders go in here, not in params: the report lists every job's
+                # params, and a table's folder list is a screenful.
                 run_inprocess(
                     "figure_training_curves.py",
                     f"training_curves_{params.table}",
                     input,
                     output,
-                    params,
+                    SimpleNamespace(**dict(params.items()), rows=table_rows(params.table)),
                     wildcards,
                     threads,
                     log,

@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 # Methods of Figure 2, named as in the paper: {init}-{pruning}[-AI]. One hue per init+pruning
 # pair; approximate isometry (AI) is drawn dashed in the same hue, so "with/without AI" pairs
@@ -213,17 +214,17 @@ def _sensitivity_boxes(ax, per_layer: Sequence[np.ndarray]) -> None:
 
 
 def _lines(ax, df: pd.DataFrame, x: str, y: str) -> None:
+    diverged = []
     for label in _method_order(df["method"].unique()):
         sub = df[df["method"] == label]
-        legend = label
         if "diverged" in sub.columns and "seed" in sub.columns:
-            bad = sub.loc[sub["diverged"].astype(bool), "seed"].nunique()
-            if bad:
-                legend = f"{label} (diverged: {bad}/{sub['seed'].nunique()} seeds)"
-                sub = sub[~sub["seed"].isin(sub.loc[sub["diverged"].astype(bool), "seed"])]
+            bad = sub.loc[sub["diverged"].astype(bool), "seed"].unique()
+            if len(bad):
+                diverged.append(f"{label} ({len(bad)}/{sub['seed'].nunique()} seeds)")
+                sub = sub[~sub["seed"].isin(bad)]
         stats = sub.groupby(x)[y].agg(["mean", "std", "count"]).reset_index()
         style = method_style(label)
-        ax.plot(stats[x], stats["mean"], label=legend, lw=1.6, **style)
+        ax.plot(stats[x], stats["mean"], label=label, lw=1.6, **style)
         spread = stats["std"].fillna(0.0)
         if (stats["count"] > 1).any():
             ax.fill_between(
@@ -234,6 +235,19 @@ def _lines(ax, df: pd.DataFrame, x: str, y: str) -> None:
                 alpha=0.12,
                 lw=0,
             )
+    if diverged:
+        # Said in the panel, not the shared legend: a method may diverge in one panel only.
+        ax.text(
+            0.02,
+            0.03,
+            "diverged (not drawn): " + ", ".join(diverged),
+            transform=ax.transAxes,
+            ha="left",
+            va="bottom",
+            fontsize=8,
+            color="#a00000",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85},
+        )
 
 
 def _need_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -280,6 +294,7 @@ def figure2_training(df: pd.DataFrame, value: str = "train_loss", title: str = "
         _lines(ax, df[df["activation"] == act], "iteration", value)
         ax.set_title(f"7-layer {act} MLP")
         ax.set_xlabel("training iteration (SGD steps)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("training loss (cross-entropy, nats)" if value == "train_loss" else value)
         ax.set_ylim(bottom=0)
     _shared_legend(fig, axes[0])
@@ -347,6 +362,7 @@ def training_curves(
                 ax.set_title(str(p), fontsize=10)
             if r == len(values) - 1:
                 ax.set_xlabel("iteration (SGD steps)")
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if c == 0:
                 ax.set_ylabel(ylabels.get(value, value))
     _shared_legend(fig, axes[0])
