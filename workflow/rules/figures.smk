@@ -211,6 +211,7 @@ for _table in REPORT_TABLES:
             table=_table,
             preset=config["preset"],
             note=config["preset_note"],
+            comparable=FIG["summary"]["comparable"],
         log:
             f"{R}/logs/report/{_table}_paper_layout.log",
         localrule: True

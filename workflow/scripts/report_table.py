@@ -12,7 +12,9 @@ from spp.report_tables import paper_layout_html  # noqa: E402
 log = start(snakemake)
 p = snakemake.params
 df = pd.read_csv(snakemake.input[0])
-page = paper_layout_html(p.table, df, preset=p.preset, note=p.note)
+page = paper_layout_html(
+    p.table, df, preset=p.preset, note=p.note, comparable=getattr(p, "comparable", False)
+)
 out = Path(snakemake.output[0])
 tmp = out.with_name(out.name + ".tmp")
 tmp.write_text(page)

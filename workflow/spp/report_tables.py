@@ -121,8 +121,11 @@ def _is_num(x) -> bool:
     return x is not None and not (isinstance(x, float) and math.isnan(x))
 
 
-def paper_layout_html(table: str, df: pd.DataFrame, preset: str = "", note: str = "") -> str:
-    """A standalone HTML page: the table as printed in the paper, ours above the paper's."""
+def paper_layout_html(
+    table: str, df: pd.DataFrame, preset: str = "", note: str = "", comparable: bool = False
+) -> str:
+    """A standalone HTML page: the table as printed in the paper, ours above the paper's.
+    ``note`` (the preset's description) is a warning banner unless the preset is comparable."""
     if table not in LAYOUTS:
         raise ValueError(f"unknown table {table!r}; allowed: {', '.join(LAYOUTS)}")
     lay = LAYOUTS[table]
@@ -195,7 +198,8 @@ def paper_layout_html(table: str, df: pd.DataFrame, preset: str = "", note: str 
     if preset:
         out.append(f"<p><b>Preset:</b> {html.escape(preset)}</p>")
     if note:
-        out.append(f'<div class="spp-banner">{html.escape(note)}</div>')
+        cls = "" if comparable else ' class="spp-banner"'
+        out.append(f"<div{cls}>{html.escape(note)}</div>")
     out.append('<table class="spp-paper"><thead>')
     span = len(values)
     if lay.cols:
