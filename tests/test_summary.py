@@ -165,3 +165,28 @@ def test_paper_layout_puts_each_cell_where_the_paper_prints_it():
     assert "2 seeds per cell" in page
     with pytest.raises(ValueError, match="key columns"):
         paper_layout_html("table3", pd.DataFrame(rows).drop(columns="activation"))
+
+
+def test_provenance_counts_training_devices_and_names_versions(tmp_path):
+    import json
+
+    from spp.provenance import collect
+    from spp.summary import front_page_html
+
+    for i, dev in enumerate(["cpu", "cpu", "cuda:0"]):
+        d = tmp_path / "train" / f"net{i % 2}" / f"seed{i}"
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({"device": dev, "error": 1.0}))
+    cfg = {"preset": "quick", "preset_note": "smoke test", "seeds": [0, 1],
+           "data": {"source": "subset", "mirror": "data/subsets"}}  # fmt: skip
+    prov = collect(cfg, {"table2": [0, 1]}, ["mnist"],
+                   [str(tmp_path / "train" / "net0"), str(tmp_path / "train" / "net1")],
+                   repo_dir=str(tmp_path))  # fmt: skip
+    assert prov["training_devices"] == {"cpu": 2, "cuda:0": 1}
+    assert prov["packages"]["torch"] and prov["packages"]["python"]
+    assert prov["comparable"] is False and prov["git"] == "not a git checkout"
+    page = front_page_html(prov, summarize({"table2": _table2()}, {"*": {"abs": 0.5}}, False),
+                           comparable=False, rule="the rule")  # fmt: skip
+    for text in ("cpu (2 runs)", "cuda:0 (1 run)", "table2: 2", "smoke test", "the rule"):
+        assert text in page
+    assert "not a reproduction" in page

@@ -307,6 +307,10 @@ def rows_in_order(summary: pd.DataFrame, table_order: Sequence[str]) -> pd.DataF
 # --------------------------------------------------------------------------- front page
 
 
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
 def provenance_rows(prov: Mapping) -> list[tuple[str, str]]:
     """(label, text) pairs of the report's front page, from the provenance JSON."""
     pk = prov.get("packages", {})
@@ -324,7 +328,7 @@ def provenance_rows(prov: Mapping) -> list[tuple[str, str]]:
             + (f"; files from {data['mirror']}" if data.get("mirror") else ""),
         ),
         ("Seeds per table", seed_text),
-        ("Training devices", ", ".join(f"{d} ({n} runs)" for d, n in trained.items()) or "–"),
+        ("Training devices", ", ".join(f"{d} ({_runs(n)})" for d, n in trained.items()) or "–"),
         ("Report built on", dev.get("summary", "?")),
         ("Packages", ", ".join(f"{k} {v}" for k, v in pk.items())),
         ("Code", str(prov.get("git", "?"))),
