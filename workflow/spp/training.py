@@ -45,6 +45,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from spp.data import DataSplits, save_atomic
+from spp.fastpath import (
+    FastPath,
+    autocast_context,
+    compile_model,
+    cuda_flags,
+    prepare_model,
+    to_device_batch,
+)
 
 CHECKPOINT_FORMAT = "spp-train-checkpoint/1"
 SIGTERM_EXIT_STATUS = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
@@ -201,8 +209,11 @@ class _SigtermFlag:
 
 def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfig, device="cpu",
           checkpoint_path: str | Path | None = None,
-          log: Callable[[str], None] = print) -> TrainResult:
+          log: Callable[[str], None] = print, fast=None) -> TrainResult:
     """Train ``model`` (in place) under ``mask`` on ``data``; see the module doc for the protocol.
+
+    ``fast``: an ``spp.fastpath.FastPath`` (bf16 autocast, channels-last, cuDNN autotuning/TF32,
+    torch.compile) for CUDA; ignored on CPU, where results stay bit-identical.
 
     Resumes from ``checkpoint_path`` when that file exists (its config must match ``cfg``).
     """
@@ -213,7 +224,9 @@ def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfi
     n_train = len(data.y["train"])
     if cfg.batch_size > n_train:
         raise ValueError(f"batch_size {cfg.batch_size} exceeds the {n_train} training examples")
-    model.to(device).train()
+    fast = fast if fast is not None else FastPath()
+    prepare_model(model, device, fast).train()  # .to(device), channels-last on CUDA if asked
+    step_model = compile_model(model, device, fast)  # the model itself unless compiling on CUDA
     masked_params, mask_values = _mask_tensors(model, mask, device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
@@ -278,7 +291,7 @@ def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfi
 
     lr_now = None
     t_last, it_last = time.perf_counter(), it
-    with _SigtermFlag() as sigterm:
+    with cuda_flags(device, fast), _SigtermFlag() as sigterm:
         while it < cfg.iterations and not diverged:
             if pos + cfg.batch_size > n_train:  # new epoch: fresh on-device permutation
                 perm = torch.randperm(n_train, generator=gen, device=device)
@@ -292,7 +305,8 @@ def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfi
                 lr_now = cfg.lr_at(it)
                 for group in opt.param_groups:
                     group["lr"] = lr_now
-            loss = F.cross_entropy(model(x), ytr[idx])
+            with autocast_context(device, fast.bf16):
+                loss = F.cross_entropy(step_model(to_device_batch(x, device, fast)), ytr[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
