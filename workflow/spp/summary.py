@@ -265,29 +265,52 @@ def summary_html(
         + f". <b>Rule:</b> {html.escape(rule)}</p>"
     )
     out.append("<table><thead><tr>")
-    heads = ["table", "cell", "quantity", "paper", "ours: mean ± std (n)", "ours − paper",
-             "verdict"]  # fmt: skip
+    # Verdict right after the cell's name: the column a reader looks for must not be the one a
+    # narrow window cuts off.
+    heads = ["table", "cell", "quantity", "verdict", "paper", "ours (n)", "ours − paper"]
     for h in heads:
         cls = ' class="l"' if h in ("table", "cell", "quantity", "verdict") else ""
         out.append(f"<th{cls}>{h}</th>")
     out.append("</tr></thead><tbody>")
     for _, r in summary.iterrows():
-        diff = (
-            "–" if pd.isna(r["diff"]) else f"{'+' if r['diff'] >= 0 else ''}{fmt_value(r['diff'])}"
-        )
+        d = r["diff"]
+        diff = "–" if pd.isna(d) else f"{'+' if d >= 0 else ''}{fmt_value(d)}"
         out.append(
             "<tr>"
             f'<td class="l">{html.escape(str(r["table"]))}</td>'
             f'<td class="l">{html.escape(str(r["cell"]))}</td>'
-            f'<td class="l">{html.escape(str(r["quantity"]))}</td>'
+            f'<td class="l" title="{html.escape(str(r["quantity"]))}">'
+            f"{html.escape(quantity_label(str(r['quantity'])))}</td>"
+            f'<td class="l {_VERDICT_CLASS[r["verdict"]]}">{r["verdict"]}</td>'
             f"<td>{fmt_value(r['paper'])}</td>"
             f"<td>{fmt_mean_std(r['mean'], r['std'], r['n'])}</td>"
             f"<td>{diff}</td>"
-            f'<td class="l {_VERDICT_CLASS[r["verdict"]]}">{r["verdict"]}</td>'
             "</tr>"
         )
     out.append("</tbody></table></div>")
     return "\n".join(out)
+
+
+_QUANTITY_LABELS = {
+    "jsv_mean": "JSV mean",
+    "jsv_std": "JSV std",
+    "jsv_cn": "JSV cond. number",
+    "os": "OS",
+    "delta": "Δ unsup. − sup.",
+    "error_paper_protocol": "error %",
+    "error_paper_protocol_sup": "error % sup.",
+    "error_paper_protocol_unsup": "error % unsup.",
+    "error_paper_protocol_rand": "error % rand",
+}
+
+
+def quantity_label(q: str) -> str:
+    """Short display name of a quantity column (the CSV name stays in the cell's tooltip)."""
+    if q in _QUANTITY_LABELS:
+        return _QUANTITY_LABELS[q]
+    if q.startswith("sparsity_l"):
+        return f"sparsity layer {q[len('sparsity_l') :]}"
+    return q
 
 
 def rule_text(tolerances: Mapping[str, Mapping | Tolerance]) -> str:
