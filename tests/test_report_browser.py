@@ -220,7 +220,7 @@ def test_quick_report_renders_with_every_table_and_figure(quick_report, tmp_path
     assert "not a reproduction" in dom and "not comparable" in dom
     # A quick preset never claims reproduction: no cell carries the "reproduced" verdict class.
     assert not re.search(r'class="[^"]*spp-ok', dom)
-    rows = re.findall(r"<td class=\"l\">table[1-5]</td>", dom)
+    rows = re.findall(r"<td class=\"l\">Table [1-5]</td>", dom)
     assert len(rows) >= 5, "summary table has too few rows"
 
     # Every table (paper layout and CSV) and every figure is embedded in the report.

@@ -399,7 +399,8 @@ def front_page_html(prov: Mapping, summary: pd.DataFrame, comparable: bool, rule
     out += [f"<th>{html.escape(c)}</th>" for c in cols]
     out.append("</tr></thead><tbody>")
     for _, r in by_table.iterrows():
-        out.append(f'<tr><td class="l">{html.escape(str(r["table"]))}</td>')
+        name = str(r["table"]).replace("table", "Table ").replace("figure", "Figure ")
+        out.append(f'<tr><td class="l">{html.escape(name)}</td>')
         for c in cols:
             cls = f' class="{_VERDICT_CLASS[c]}"' if c in _VERDICT_CLASS and r[c] else ""
             out.append(f"<td{cls}>{int(r[c])}</td>")
