@@ -210,7 +210,6 @@ for _table in REPORT_TABLES:
         params:
             table=_table,
             preset=config["preset"],
-            note=config["preset_note"],
             comparable=FIG["summary"]["comparable"],
         log:
             f"{R}/logs/report/{_table}_paper_layout.log",
@@ -272,10 +271,9 @@ rule report_summary:
         csv=f"{REPORT_DIR}/summary.csv",
         front=f"{REPORT_DIR}/front.html",
     params:
-        tolerances=FIG["summary"]["tolerances"],
+        tolerances=FIG["summary"]["tolerances"],  # a param so that changing one reruns this
         comparable=FIG["summary"]["comparable"],
         preset=config["preset"],
-        note=config["preset_note"],
     log:
         f"{R}/logs/report/summary.log",
     localrule: True

@@ -26,7 +26,8 @@ def write(path, text):
 
 
 write(out.csv, summary.to_csv(index=False))
-body = S.summary_html(summary, p.preset, p.comparable, rule, note=p.note)
+note = snakemake.config["preset_note"]  # not a param: see report_table.py
+body = S.summary_html(summary, p.preset, p.comparable, rule, note=note)
 write(out.html, S.standalone_page(f"Paper versus ours, every table cell [{p.preset} preset]", body))
 write(out.front, S.front_page_html(prov, summary, p.comparable, rule))
 log(f"summary: {S.verdict_counts(summary)} -> {out.html}")

@@ -12,9 +12,10 @@ from spp.report_tables import paper_layout_html  # noqa: E402
 log = start(snakemake)
 p = snakemake.params
 df = pd.read_csv(snakemake.input[0])
-page = paper_layout_html(
-    p.table, df, preset=p.preset, note=p.note, comparable=getattr(p, "comparable", False)
-)
+# The preset's note comes from the config, not params: the report lists every job's params
+# beside each result, and a long one pushes the result off the screen.
+note = snakemake.config["preset_note"]
+page = paper_layout_html(p.table, df, preset=p.preset, note=note, comparable=p.comparable)
 out = Path(snakemake.output[0])
 tmp = out.with_name(out.name + ".tmp")
 tmp.write_text(page)
