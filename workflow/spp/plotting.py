@@ -294,7 +294,7 @@ def figure2_training(df: pd.DataFrame, value: str = "train_loss", title: str = "
         _lines(ax, df[df["activation"] == act], "iteration", value)
         ax.set_title(f"7-layer {act} MLP")
         ax.set_xlabel("training iteration (SGD steps)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
         ax.set_ylabel("training loss (cross-entropy, nats)" if value == "train_loss" else value)
         ax.set_ylim(bottom=0)
     _shared_legend(fig, axes[0])
@@ -362,7 +362,7 @@ def training_curves(
                 ax.set_title(str(p), fontsize=10)
             if r == len(values) - 1:
                 ax.set_xlabel("iteration (SGD steps)")
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
             if c == 0:
                 ax.set_ylabel(ylabels.get(value, value))
     _shared_legend(fig, axes[0])
