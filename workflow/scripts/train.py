@@ -60,3 +60,8 @@ for s, result in zip(seeds, results, strict=True):
               out / "metrics.json")
     log(f"seed {s}: error {result.summary.get('error')} "
         f"(paper protocol {result.summary.get('error_paper_protocol')})")
+
+# The outputs are complete: the checkpoints (kept until now so a killed job resumes) go.
+(root / "checkpoint.ckpt").unlink(missing_ok=True)
+for s in seeds:
+    (folder(s) / "checkpoint.ckpt").unlink(missing_ok=True)
