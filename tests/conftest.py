@@ -30,7 +30,10 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _deterministic_threads():
-    # Two-core machines: oversubscribed intra-op threads make tests slower, not faster.
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+def _one_thread():
+    # The tests' tensors are small: a second intra-op thread gains nothing, and on a busy
+    # 2-core machine spinning OpenMP threads make small matmuls and LAPACK calls 10-50x slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(before)

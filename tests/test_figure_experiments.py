@@ -16,16 +16,6 @@ from spp.figure_experiments import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # 100x100 matrices gain nothing from threads, and on a busy 2-core machine two spinning
-    # intra-op threads make approximate isometry ~25x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _data(n: int = 200) -> DataSplits:
     # 10x10 images: the first MLP layer is square (100 -> 100), so an orthogonal linear MLP has
     # an input-output Jacobian with orthonormal rows: every singular value exactly 1.

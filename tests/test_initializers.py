@@ -11,15 +11,6 @@ from spp.models import build_model, prunable_parameters
 from torch import nn
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Many tiny linear-algebra calls: threads only add spin-waiting on a shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _circular_conv(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     kh, kw = w.shape[2:]
     x = F.pad(x, (kw // 2, (kw - 1) // 2, kh // 2, (kh - 1) // 2), mode="circular")

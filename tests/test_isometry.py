@@ -9,14 +9,6 @@ from spp.isometry import gram_deviation
 from spp.models import prunable_parameters
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny matmuls: on a loaded 2-core box, two spinning intra-op threads make each step
-    # ~50x slower than one thread; the result does not depend on it.
-    torch.set_num_threads(1)
-    yield
-
-
 def _orthogonal_mlp(depth: int = 7):
     model = spp.build_model(f"mlp-{depth}-tanh", (1, 28, 28), 10)
     return spp.initialize(model, "orthogonal", seed=0)

@@ -12,12 +12,6 @@ from spp.models import prunable_parameters
 from torch import nn
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)  # small batched LAPACK calls; see test_isometry.py
-    yield
-
-
 def _tanh_mlp():
     model = spp.build_model("mlp-4-tanh", (1, 6, 5), 3)
     return spp.initialize(model, "sg", seed=0, gamma=0.1)

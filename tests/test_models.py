@@ -17,13 +17,6 @@ from torch import nn
 MNIST, CIFAR, TINY = (1, 28, 28), (3, 32, 32), (3, 64, 64)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -13,14 +13,6 @@ from spp.stacked import StackedFunctional, StackedMLP, stack_models, train_stack
 from spp.training import TrainConfig, train
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These steps are tiny: a second OpenMP thread does not help them, and on a shared,
-    # oversubscribed CI machine it makes them up to 10x slower (spin-waiting threads).
-    torch.set_num_threads(1)
-    yield
-
-
 def _data(shape=(1, 8, 8), n_train=600, n_eval=200, seed=0) -> DataSplits:
     """Small learnable data: the label is which of 10 fixed random templates an image is
     closest to, so losses fall and errors move (equal metrics must mean something)."""

@@ -57,7 +57,6 @@ def _layer_sparsity(x, y, gamma: float, seed: int) -> list[float]:
 
 @pytest.mark.parametrize("gamma", sorted(TABLE1))
 def test_supervised_snip_layer_sparsity_matches_table1(mnist_train, gamma):
-    torch.set_num_threads(1)  # 540 small batches: threads only spin on a loaded 2-core box
     runs = np.array([_layer_sparsity(*mnist_train, gamma, seed) for seed in SEEDS])
     assert runs.shape == (len(SEEDS), 7)
     measured = runs.mean(axis=0).round(3).tolist()

@@ -24,15 +24,6 @@ from spp.training import (
 from torch import nn
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The CPU is shared: one intra-op thread is several times faster than two oversubscribed.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def mnist_path(tmp_path_factory):
     d = tmp_path_factory.mktemp("mnist")
