@@ -283,15 +283,21 @@ def write_table(df: pd.DataFrame, csv: str, md: str | None = None, html_path: st
 
 
 def plot_figure3(df: pd.DataFrame, png: str, svg: str, note: str = "") -> None:
-    """Error per sculpted model (mean ± std over seeds), dense base first."""
-    import matplotlib
+    """Error per sculpted model (mean ± std over seeds), dense base first, in the report's style.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a bare ``Figure`` (no pyplot): table rules run inside the Snakemake process.
+    """
+    from matplotlib.figure import Figure
 
+    from spp.plotting import save_figure, set_style
+
+    set_style()
     q = "error_paper_protocol"
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    labels = [f"{m}\n{s:.1%} pruned" for m, s in zip(df["model"], df["sparsity"], strict=True)]
+    fig = Figure(figsize=(7.2, 4.0))
+    ax = fig.subplots()
+    # One line per part of the name ("Equivalent 1" / "(wider)"): side by side they overlap.
+    labels = [f"{str(m).replace(' (', chr(10) + '(')}\n{s:.1%} pruned"
+              for m, s in zip(df["model"], df["sparsity"], strict=True)]
     ax.bar(range(len(df)), df[f"{q}_mean"], yerr=df[f"{q}_std"].fillna(0), capsize=4,
            color=["#888888"] + ["#1f77b4"] * (len(df) - 1))
     if f"paper_{q}" in df.columns and df[f"paper_{q}"].notna().any():
@@ -299,15 +305,9 @@ def plot_figure3(df: pd.DataFrame, png: str, svg: str, note: str = "") -> None:
                    label="paper")
         ax.legend()
     ax.set_xticks(range(len(df)), labels, fontsize=8)
-    ax.set_ylabel("test error (%), min over evaluations")
+    ax.set_ylabel("test error (%)\nmin over evaluations")
     ax.set_title("Architecture sculpting: all models have the base's parameter count",
                  fontsize=10)
     if note:
-        fig.text(0.01, 0.01, note, fontsize=6, wrap=True)
-    fig.tight_layout(rect=(0, 0.06 if note else 0, 1, 1))
-    for path in (png, svg):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(path).with_name(Path(path).stem + ".tmp" + Path(path).suffix)
-        fig.savefig(tmp, dpi=150)
-        os.replace(tmp, path)
-    plt.close(fig)
+        fig.text(0.01, -0.1, note, fontsize=7, wrap=True, va="top")
+    save_figure(fig, png, svg)
