@@ -145,3 +145,13 @@ def compile_model(model: nn.Module, device, fast: FastPath | None = None):
     if not (fast.compile and _is_cuda(device)):
         return model
     return torch.compile(model, mode=fast.compile_mode)
+
+
+def sgd_options(device) -> dict:
+    """``fused=True`` for torch.optim.SGD where this torch build has the fused kernel: one pass
+    over each tensor instead of a Python loop of small ops, with bit-identical results."""
+    try:
+        torch.optim.SGD([torch.zeros(1, device=device, requires_grad=True)], lr=0.1, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return {}
+    return {"fused": True}

@@ -259,15 +259,6 @@ def _stacked_masks(models, masks, stacked: StackedModel, device):
     return params, keeps
 
 
-def _fused_if_supported(device) -> dict:
-    """``fused=True`` for torch.optim.SGD where this torch build has the fused kernel."""
-    try:
-        torch.optim.SGD([torch.zeros(1, device=device, requires_grad=True)], lr=0.1, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return {}
-    return {"fused": True}
-
-
 def train_stacked(
     models: Sequence[nn.Module],
     masks: Sequence[dict | None],
@@ -303,7 +294,7 @@ def train_stacked(
     from pathlib import Path
 
     from spp.data import save_atomic
-    from spp.fastpath import FastPath, autocast_context, cuda_flags
+    from spp.fastpath import FastPath, autocast_context, cuda_flags, sgd_options
     from spp.training import (
         TrainConfig,
         TrainingInterrupted,
@@ -337,7 +328,7 @@ def train_stacked(
     # kernel does weight decay, momentum and update in one pass (bit-identical to the default
     # implementation in our checks, 6x faster on CPU for these tensors).
     opt = torch.optim.SGD(list(stacked.params.values()), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay, **_fused_if_supported(device))
+                          weight_decay=cfg.weight_decay, **sgd_options(device))
     gens = []
     for s in seeds:
         g = torch.Generator(device=device)

@@ -51,6 +51,7 @@ from spp.fastpath import (
     compile_model,
     cuda_flags,
     prepare_model,
+    sgd_options,
     to_device_batch,
 )
 
@@ -229,7 +230,7 @@ def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfi
     step_model = compile_model(model, device, fast)  # the model itself unless compiling on CUDA
     masked_params, mask_values = _mask_tensors(model, mask, device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay)
+                          weight_decay=cfg.weight_decay, **sgd_options(device))
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
     xtr, ytr = data.x["train"], data.y["train"]
@@ -298,7 +299,7 @@ def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfi
                 pos = 0
             idx = perm[pos:pos + cfg.batch_size]
             pos += cfg.batch_size
-            x = data.normalize(xtr[idx])
+            x = data.normalize(xtr.index_select(0, idx))  # = xtr[idx], several x faster on CPU
             if cfg.augment:
                 x = augment_batch(x, gen, cfg.translate_px)
             if cfg.lr_at(it) != lr_now:
@@ -306,7 +307,8 @@ def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfi
                 for group in opt.param_groups:
                     group["lr"] = lr_now
             with autocast_context(device, fast.bf16):
-                loss = F.cross_entropy(step_model(to_device_batch(x, device, fast)), ytr[idx])
+                logits = step_model(to_device_batch(x, device, fast))
+                loss = F.cross_entropy(logits, ytr.index_select(0, idx))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
