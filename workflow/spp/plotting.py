@@ -256,6 +256,16 @@ def _need_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
         raise ValueError(f"{what}: missing columns {missing}; have {list(df.columns)}")
 
 
+def _activation_panels(df: pd.DataFrame):
+    """Figure 2's layout: one panel per activation, in order of appearance, same style."""
+    set_style()
+    acts = list(dict.fromkeys(df["activation"]))
+    fig = Figure(figsize=(5.2 * len(acts), 4.0))
+    axes = fig.subplots(1, len(acts), squeeze=False)
+    panels = [(ax, act, df[df["activation"] == act]) for ax, act in zip(axes[0], acts, strict=True)]
+    return fig, axes, panels
+
+
 def figure2_signal(df: pd.DataFrame, statistic: str = "mean", title: str = "") -> Figure:
     """Figure 2a: a Jacobian singular-value statistic against sparsity, one panel per activation.
 
@@ -263,12 +273,9 @@ def figure2_signal(df: pd.DataFrame, statistic: str = "mean", title: str = "") -
     (a column such as "mean"). Lines are the mean over seeds, bands +-1 std.
     """
     _need_columns(df, ["activation", "method", "sparsity", statistic], "figure2_signal")
-    set_style()
-    acts = list(dict.fromkeys(df["activation"]))
-    fig = Figure(figsize=(5.2 * len(acts), 4.0))
-    axes = fig.subplots(1, len(acts), squeeze=False)
-    for ax, act in zip(axes[0], acts, strict=True):
-        sub = df[df["activation"] == act].assign(kappa=lambda d: 100 * d["sparsity"])
+    fig, axes, panels = _activation_panels(df)
+    for ax, act, sub in panels:
+        sub = sub.assign(kappa=lambda d: 100 * d["sparsity"])
         _lines(ax, sub, "kappa", statistic)
         ax.set_title(f"7-layer {act} MLP")
         ax.set_xlabel("sparsity κ (% of weights pruned)")
@@ -286,12 +293,9 @@ def figure2_training(df: pd.DataFrame, value: str = "train_loss", title: str = "
     df columns: activation, method, iteration, seed, ``value``.
     """
     _need_columns(df, ["activation", "method", "iteration", value], "figure2_training")
-    set_style()
-    acts = list(dict.fromkeys(df["activation"]))
-    fig = Figure(figsize=(5.2 * len(acts), 4.0))
-    axes = fig.subplots(1, len(acts), squeeze=False)
-    for ax, act in zip(axes[0], acts, strict=True):
-        _lines(ax, df[df["activation"] == act], "iteration", value)
+    fig, axes, panels = _activation_panels(df)
+    for ax, act, sub in panels:
+        _lines(ax, sub, "iteration", value)
         ax.set_title(f"7-layer {act} MLP")
         ax.set_xlabel("training iteration (SGD steps)")
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))

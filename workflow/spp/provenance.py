@@ -62,22 +62,15 @@ def training_devices(train_dirs: Sequence[str | os.PathLike]) -> dict[str, int]:
     return dict(counts.most_common())
 
 
+def _git(repo_dir: str | os.PathLike, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo_dir), *args], capture_output=True, text=True,
+                          timeout=10, check=True).stdout.strip()
+
+
 def git_commit(repo_dir: str | os.PathLike) -> str:
     try:
-        rev = subprocess.run(
-            ["git", "-C", str(repo_dir), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo_dir), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        rev = _git(repo_dir, "rev-parse", "--short", "HEAD")
+        dirty = _git(repo_dir, "status", "--porcelain", "--untracked-files=no")
         return f"git {rev}" + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "not a git checkout"
