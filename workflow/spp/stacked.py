@@ -17,8 +17,11 @@ matrix multiplies may sum in a different order); ``tests/test_stacked.py`` check
 
 Two stackers:
 
-- ``StackedMLP``: ``spp.models.MLP`` (``mlp-K-ACT``, ``lenet300``): explicit batched multiplies,
-  the fast path.
+- ``StackedMLP``: ``spp.models.MLP`` (``mlp-K-ACT``, ``lenet300``), the fast path: a hand-written
+  forward and backward (batched multiplies, in-place activations, the ATen backward kernels autograd
+  itself uses) into buffers allocated once, so a step allocates nothing. On CPU that matters more
+  than it seems: every fresh multi-megabyte tensor is fresh pages from the kernel, and the page
+  faults cost as much as the activations (``benchmarks/stacked_seeds.py`` measures the step).
 - ``StackedFunctional``: any other model (conv nets, batch norm) through ``torch.func.vmap`` over
   ``functional_call`` with stacked parameters and buffers. It is correct for every architecture;
   whether it is *faster* than separate runs depends on the model and device (measure with
@@ -36,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spp.models import MLP
+from spp.models import LRELU_SLOPE, MLP
 
 
 def _check_models(models: Sequence[nn.Module]) -> list[nn.Module]:
@@ -68,6 +71,8 @@ class StackedModel:
     params: dict[str, torch.Tensor]
     buffers: dict[str, torch.Tensor]
     training: bool = True
+    # Keep masks (float, ``[S, *shape]``) by parameter name; gradients are multiplied by them.
+    grad_masks: dict[str, torch.Tensor] = {}
 
     @property
     def num_seeds(self) -> int:
@@ -84,6 +89,31 @@ class StackedModel:
         raise NotImplementedError
 
     __call__ = forward
+
+    def losses_and_grads(self, x: torch.Tensor, y: torch.Tensor,
+                         bf16: bool = False) -> torch.Tensor:
+        """One training step's gradients: each seed's mean cross-entropy on its own batch
+        (``x`` ``[S, B, ...]``, labels ``y`` ``[S * B]``), returned detached as ``[S]``, with
+        ``d loss_s / d theta_s`` left in ``params[name].grad[s]`` and pruned entries zeroed.
+
+        The loss of the stack is the *sum* of the per-seed losses, so each seed's gradient is
+        exactly its own. This generic version is autograd through ``forward``; ``bf16`` runs
+        forward and loss under CUDA bf16 autocast (``spp.fastpath``).
+        """
+        from spp.fastpath import autocast_context
+
+        s = self.num_seeds
+        with autocast_context(x.device, bf16):
+            per_example = F.cross_entropy(self(x).flatten(0, 1), y, reduction="none").float()
+        losses = per_example.view(s, -1).mean(1)
+        for p in self.params.values():
+            p.grad = None
+        losses.sum().backward()
+        if self.grad_masks:
+            names = list(self.grad_masks)
+            torch._foreach_mul_([self.params[n].grad for n in names],
+                                [self.grad_masks[n] for n in names])
+        return losses.detach()
 
     def state_dict(self, s: int) -> dict[str, torch.Tensor]:
         """Seed ``s``'s weights as a state dict of the original per-seed model."""
@@ -104,35 +134,46 @@ def _stack(tensors: list[torch.Tensor], device, grad: bool) -> torch.Tensor:
     return out.requires_grad_(grad)
 
 
-class _StackedLinear(torch.autograd.Function):
-    """``y[s] = x[s] @ w[s]^T + b[s]`` with a backward that writes ``dL/dw`` straight in the
-    ``[S, out, in]`` layout of the weights (autograd's generic backward of ``w.transpose``
-    returns a transposed view, which costs a full copy per layer per step to accumulate)."""
+def tanh_(a: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """``a <- tanh(a)`` as ``expm1(2a) / (expm1(2a) + 2)``, within 2 ulp of ``torch.tanh``.
 
-    @staticmethod
-    def forward(ctx, x, w, b):
-        ctx.save_for_backward(x, w)
-        ctx.has_bias = b is not None
-        wt = w.transpose(1, 2)
-        return torch.bmm(x, wt) if b is None else torch.baddbmm(b.unsqueeze(1), x, wt)
+    Why: this torch build's CPU ``tanh`` kernel is not threaded and costs ~2.5 ns per element, a
+    seventh of a stacked mlp-7-tanh step; these five elementwise passes take a third of the time
+    with two threads. The form keeps full relative precision near zero (expm1, not exp - 1;
+    2 sigmoid(2a) - 1 would lose it for the tiny pre-activations of small-gamma nets) and the
+    clamp only stops expm1 overflowing where float32 tanh is already exactly +-1 (|a| > 9.01).
+    NaN stays NaN. ``tests/test_stacked.py`` checks it against float64 tanh.
+    """
+    a.clamp_(-10.0, 10.0).mul_(2.0).expm1_()
+    return a.div_(torch.add(a, 2.0, out=scratch))
 
-    @staticmethod
-    def backward(ctx, g):
-        # Under bf16 autocast the forward ran in g's dtype; backward runs outside autocast, so
-        # cast explicitly (no-ops in fp32) and hand autograd grads in the inputs' dtypes.
-        x, w = ctx.saved_tensors
-        gx = torch.bmm(g, w.to(g.dtype)).to(x.dtype) if ctx.needs_input_grad[0] else None
-        gw = (torch.bmm(g.transpose(1, 2), x.to(g.dtype)).to(w.dtype)
-              if ctx.needs_input_grad[1] else None)
-        gb = g.sum(1).to(w.dtype) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return gx, gw, gb
+
+# Each MLP activation applied in place (with a scratch buffer of the same shape), and its
+# derivative computed from its *output* (all are monotone, so the output determines the slope)
+# by the ATen kernel autograd itself uses, written into the incoming gradient. SELU's constants
+# are torch.nn.SELU's.
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+_aten = torch.ops.aten
+_ACTIVATIONS = {
+    "linear": (lambda a, _: a, lambda g, y: g),
+    "tanh": (tanh_, lambda g, y: _aten.tanh_backward.grad_input(g, y, grad_input=g)),
+    "relu": (lambda a, _: torch.relu_(a),
+             lambda g, y: _aten.threshold_backward.grad_input(g, y, 0, grad_input=g)),
+    "lrelu": (lambda a, _: F.leaky_relu_(a, LRELU_SLOPE),
+              lambda g, y: _aten.leaky_relu_backward.grad_input(g, y, LRELU_SLOPE, True,
+                                                                grad_input=g)),
+    "selu": (lambda a, _: torch.selu_(a),
+             lambda g, y: _aten.elu_backward.grad_input(g, _SELU_ALPHA, _SELU_SCALE, 1.0, True, y,
+                                                        grad_input=g)),
+}
 
 
 class StackedMLP(StackedModel):
     """S copies of ``spp.models.MLP``: weights ``[S, out, in]``, biases ``[S, out]``.
 
-    Layer ``l`` is ``h = act(baddbmm(b, h, W^T))``; the activation module is shared (it is
-    elementwise and stateless).
+    Layer ``l`` is ``h = act(baddbmm(b, h, W^T))``. ``forward`` is plain differentiable tensor
+    code (evaluation, tests); training steps go through ``losses_and_grads``, a hand-written
+    backward into preallocated buffers, checked against autograd in ``tests/test_stacked.py``.
     """
 
     def __init__(self, models: Sequence[nn.Module], device="cpu"):
@@ -149,21 +190,83 @@ class StackedMLP(StackedModel):
         }
         self.buffers = {}
         self.act = models[0].act
-        self.layers = [
-            (self.params[f"layers.{i}.weight"], self.params.get(f"layers.{i}.bias"))
-            for i in range(len(models[0].layers))
-        ]
+        self.act_name = models[0].activation_name
+        self.layer_names = [(f"layers.{i}.weight", f"layers.{i}.bias")
+                            for i in range(len(models[0].layers))]
+        self._work: dict = {}  # step buffers, by batch shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.flatten(2)
-        last = len(self.layers) - 1
-        for i, (w, b) in enumerate(self.layers):
-            h = _StackedLinear.apply(h, w, b)
+        last = len(self.layer_names) - 1
+        for i, (wn, bn) in enumerate(self.layer_names):
+            w, b = self.params[wn], self.params.get(bn)
+            wt = w.transpose(1, 2)
+            h = torch.bmm(h, wt) if b is None else torch.baddbmm(b.unsqueeze(1), h, wt)
             if i < last:
                 h = self.act(h)
         return h
 
     __call__ = forward
+
+    def _buffers_for(self, x: torch.Tensor) -> dict:
+        """Activations, backward scratch and gradients for batches shaped like ``x``, made once
+        (the step then writes into them; nothing is allocated per step)."""
+        key = (tuple(x.shape), x.dtype, x.device)
+        if key not in self._work:
+            s, b = x.shape[:2]
+            ws = [self.params[wn] for wn, _ in self.layer_names]
+            self._work = {key: {
+                # acts[l + 1]: layer l's output (post-activation; logits for the last layer)
+                "acts": [None] + [x.new_empty(s, b, w.shape[1]) for w in ws],
+                "dx": [None] + [x.new_empty(s, b, w.shape[2]) for w in ws[1:]],
+                "scratch": [None] + [x.new_empty(s, b, w.shape[1]) for w in ws],
+                "minus_one": x.new_full((s, b, 1), -1.0),
+            }}
+            for p in self.params.values():
+                p.grad = torch.zeros_like(p)
+        return self._work[key]
+
+    def losses_and_grads(self, x, y, bf16=False):
+        """The generic step, computed by hand: fp32 always (``bf16`` falls back to autograd)."""
+        if bf16 and x.is_cuda:
+            return super().losses_and_grads(x, y, bf16)
+        s, b = x.shape[:2]
+        work = self._buffers_for(x)
+        acts, dx = work["acts"], work["dx"]
+        act, act_backward = _ACTIVATIONS[self.act_name]
+        masks = self.grad_masks
+        with torch.no_grad():
+            for p in self.params.values():
+                if p.grad is None:  # the generic step (or a caller) dropped them
+                    p.grad = torch.zeros_like(p)
+            h = acts[0] = x.reshape(s, b, -1)
+            last = len(self.layer_names) - 1
+            for i, (wn, bn) in enumerate(self.layer_names):
+                w, bias = self.params[wn], self.params.get(bn)
+                wt = w.transpose(1, 2)
+                if bias is None:
+                    h = torch.bmm(h, wt, out=acts[i + 1])
+                else:
+                    h = torch.baddbmm(bias.unsqueeze(1), h, wt, out=acts[i + 1])
+                if i < last:
+                    act(h, work["scratch"][i + 1])
+            # mean cross-entropy per seed; its gradient w.r.t. the logits: (softmax - onehot) / B
+            labels = y.view(s, b, 1)
+            g = torch.log_softmax(h, 2)
+            losses = g.gather(2, labels).view(s, b).mean(1).neg_()
+            g.exp_().scatter_add_(2, labels, work["minus_one"]).div_(b)
+            for i in range(last, -1, -1):
+                wn, bn = self.layer_names[i]
+                w, bias = self.params[wn], self.params.get(bn)
+                torch.bmm(g.transpose(1, 2), acts[i], out=w.grad)
+                if bias is not None:
+                    torch.sum(g, 1, out=bias.grad)
+                for n in (wn, bn):
+                    if n in masks:
+                        self.params[n].grad.mul_(masks[n])
+                if i:
+                    g = act_backward(torch.bmm(g, w, out=dx[i]), acts[i])
+        return losses
 
 
 class StackedFunctional(StackedModel):
@@ -228,14 +331,12 @@ def stacked_error_rates(
     return [100.0 * w / n if n else float("nan") for w in wrong.tolist()]
 
 
-def _stacked_masks(models, masks, stacked: StackedModel, device):
-    """(stacked params, float keep masks) for every name any seed masks; pruned entries zeroed.
+def _set_masks(models, masks, stacked: StackedModel, device) -> None:
+    """Zero every pruned weight and give the stack its keep masks (``grad_masks``).
 
-    Gradients are *not* masked (train() masks them with hooks): every SGD operation is
-    elementwise, so a pruned entry's gradient and momentum never touch a kept entry, and the
-    weight is multiplied by its mask after every step as in train(). Kept weights evolve
-    exactly as in train(); only the (internal) momentum of pruned entries differs. This saves
-    one pass over every weight per step.
+    Pruned weights start at zero and their gradients are masked, so SGD (weight decay, momentum:
+    all elementwise, all zero there) keeps them at exactly zero: the same as train()'s gradient
+    hooks plus its multiply after each step, without a pass over the weights per step.
     """
     from spp.masks import apply_mask
 
@@ -244,7 +345,7 @@ def _stacked_masks(models, masks, stacked: StackedModel, device):
         if mask:
             apply_mask(model, mask)  # validates names/shapes and zeroes pruned weights, as train()
             names += [n for n in mask if n not in names]
-    params, keeps = [], []
+    stacked.grad_masks = {}
     for name in names:
         p = stacked.params[name]
         keep = torch.stack([
@@ -254,9 +355,7 @@ def _stacked_masks(models, masks, stacked: StackedModel, device):
         ])
         with torch.no_grad():
             p.mul_(keep)
-        params.append(p)
-        keeps.append(keep)
-    return params, keeps
+        stacked.grad_masks[name] = keep
 
 
 def train_stacked(
@@ -294,7 +393,7 @@ def train_stacked(
     from pathlib import Path
 
     from spp.data import save_atomic
-    from spp.fastpath import FastPath, autocast_context, cuda_flags, sgd_options
+    from spp.fastpath import FastPath, cuda_flags, sgd_options
     from spp.training import (
         TrainConfig,
         TrainingInterrupted,
@@ -323,7 +422,7 @@ def train_stacked(
         m.to(device).train()
     num = len(models)
     stacked = stack_models(models, device)
-    masked_params, mask_values = _stacked_masks(models, masks, stacked, device)
+    _set_masks(models, masks, stacked, device)
     # Stacked SGD == per-seed SGD: every operation of torch.optim.SGD is elementwise. The fused
     # kernel does weight decay, momentum and update in one pass (bit-identical to the default
     # implementation in our checks, 6x faster on CPU for these tensors).
@@ -339,6 +438,8 @@ def train_stacked(
     # Normalising the whole training split once gives bit-identical batches (the normalisation
     # is elementwise) and saves a conversion pass per step; only when the float copy is small.
     xtr_float = data.normalize(xtr) if xtr.numel() * 4 <= prenormalize_bytes else None
+    x_buf = xtr_float.new_empty(num * bsz, *xtr.shape[1:]) if xtr_float is not None else None
+    y_buf = ytr.new_empty(num * bsz)
 
     it, pos = 0, n_train
     perms = [torch.empty(0, dtype=torch.long, device=device)] * num
@@ -415,9 +516,10 @@ def train_stacked(
                 pos = 0
             idx = torch.cat([p[pos:pos + bsz] for p in perms])  # seed-major [S * B]
             pos += bsz
-            # index_select: the same rows as x[idx], 5x faster than advanced indexing on CPU
+            # index_select: the same rows as x[idx], 5x faster than advanced indexing on CPU;
+            # into buffers made once, since fresh megabytes per step cost page faults on CPU
             if xtr_float is not None:
-                x = xtr_float.index_select(0, idx)
+                x = torch.index_select(xtr_float, 0, idx, out=x_buf)
             else:
                 x = data.normalize(xtr.index_select(0, idx))
             x = x.view(num, bsz, *x.shape[1:])  # [S, B, C, H, W]
@@ -428,18 +530,9 @@ def train_stacked(
                 lr_now = cfg.lr_at(it)
                 for group in opt.param_groups:
                     group["lr"] = lr_now
-            with autocast_context(device, fast is not None and fast.bf16):
-                logits = stacked(x)
-                per_example = F.cross_entropy(logits.flatten(0, 1), ytr.index_select(0, idx),
-                                              reduction="none").float()
-            losses = per_example.view(num, bsz).mean(1)  # each seed's own mean loss
-            opt.zero_grad(set_to_none=True)
-            losses.sum().backward()  # d(sum)/d(theta_s) = d(loss_s)/d(theta_s)
+            losses = stacked.losses_and_grads(x, torch.index_select(ytr, 0, idx, out=y_buf),
+                                              bf16=fast is not None and fast.bf16)
             opt.step()
-            if masked_params:
-                with torch.no_grad():
-                    torch._foreach_mul_(masked_params, mask_values)
-            losses = losses.detach()
             loss_sum += losses
             log_sum += losses
             loss_n += 1
