@@ -1,6 +1,6 @@
 """Train each seed's masked network -> <train>/seed<k>/{metrics.json, history.csv}; resumable
-from the checkpoint beside them. Several seeds of an MLP cell train as one stacked computation
-(spp.stacked: same results as one by one, a fraction of the per-step overhead)."""
+from its checkpoint (see checkpoint()). Several seeds of an MLP cell train as one stacked
+computation (spp.stacked: same results as one by one, a fraction of the per-step overhead)."""
 
 import csv
 import sys
@@ -30,20 +30,29 @@ def folder(seed: int) -> Path:
     return f
 
 
+def checkpoint(seed: int | None = None) -> Path:
+    """The checkpoint of one seed's training (None: the stacked group's). A per-cell job keeps
+    them beside its output folder, not in it: Snakemake deletes a failed job's output folder,
+    and the retry must find them. A per-seed job's sits beside its files (those are kept)."""
+    if per_seed:
+        return root / "checkpoint.ckpt"
+    return root.with_name(root.name + ("" if seed is None else f".seed{seed}") + ".checkpoint.ckpt")
+
+
 nets = [network(p.net, Path(snakemake.input.weights) / f"seed{s}.pt",
                 Path(snakemake.input.mask) / f"seed{s}.pt", device) for s in seeds]
 cfg = spp.training.TrainConfig(**p.recipe, seed=seeds[0])
 if len(seeds) > 1 and isinstance(nets[0][0], MLP):
     log(f"training seeds {seeds} stacked on {device}")
     results = spp.stacked.train_stacked([m for m, _ in nets], [k for _, k in nets], data, cfg,
-                                        seeds, device, checkpoint_path=root / "checkpoint.ckpt",
+                                        seeds, device, checkpoint_path=checkpoint(),
                                         log=log)
 else:
     results = []
     for s, (model, mask) in zip(seeds, nets, strict=True):
         log(f"training seed {s} on {device}")
         results.append(spp.training.train(model, mask, data, replace(cfg, seed=s), device,
-                                          checkpoint_path=folder(s) / "checkpoint.ckpt",
+                                          checkpoint_path=checkpoint(s),
                                           log=log))
 
 for s, result in zip(seeds, results, strict=True):
@@ -62,6 +71,5 @@ for s, result in zip(seeds, results, strict=True):
         f"(paper protocol {result.summary.get('error_paper_protocol')})")
 
 # The outputs are complete: the checkpoints (kept until now so a killed job resumes) go.
-(root / "checkpoint.ckpt").unlink(missing_ok=True)
-for s in seeds:
-    (folder(s) / "checkpoint.ckpt").unlink(missing_ok=True)
+for path in {checkpoint(), *map(checkpoint, seeds)}:
+    path.unlink(missing_ok=True)
