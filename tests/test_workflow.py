@@ -1,12 +1,18 @@
 """The Snakemake workflow: dry runs of both presets, lint, config errors stopping it before any
-job, and an end-to-end run of a reduced quick preset (every table, the figure and the report)."""
+job, a killed stacked training job resuming, and an end-to-end run of a reduced quick preset
+(every table, the figure and the report)."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -38,27 +44,85 @@ def test_quick_preset_dry_run_plans_every_table():
         assert rule in jobs, f"rule {rule} not planned: {jobs}"
 
 
-def test_paper_preset_dry_run_offline_one_training_job_per_seed():
+# A dry run through Snakemake's API, printing the planned training jobs with their evaluated
+# params (the CLI's dry-run output has no params). `Workflow.dag` is not public API: if a
+# Snakemake release moves it, this helper is what needs updating.
+PLAN_TRAINING = r"""
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import (ConfigSettings, DAGSettings, ExecutionSettings,
+                                      OutputSettings, ResourceSettings, StorageSettings)
+repo, configfiles = Path(sys.argv[1]), [Path(f) for f in sys.argv[2:]]
+with SnakemakeApi(OutputSettings()) as api:
+    wf = api.workflow(ResourceSettings(cores=1), ConfigSettings(configfiles=configfiles),
+                      StorageSettings(), snakefile=repo / "Snakefile", workdir=repo)
+    wf.dag(DAGSettings()).execute_workflow(
+        executor="dryrun", execution_settings=ExecutionSettings(lock=False))
+    jobs = [{"rule": j.rule.name, "output": str(j.output[0]), "seeds": list(j.params.seeds)}
+            for j in wf._workflow.dag.jobs if j.rule.name in ("train", "train_seed")]
+print("PLANNED " + json.dumps(jobs))
+"""
+
+
+def is_mlp(arch: str) -> bool:
+    return re.fullmatch(r"mlp-\d+-[a-z]+|lenet300", arch) is not None
+
+
+@pytest.mark.parametrize("stack_seeds", [True, False])
+def test_paper_preset_dry_run_offline_training_jobs(tmp_path, stack_seeds):
+    """Paper preset (train.job_per_seed: true): with stack_seeds (its setting) one stacked job
+    per MLP cell with all the cell's seeds and one job per seed for the conv nets; without it,
+    one job per seed for every cell."""
     sys.path.insert(0, str(REPO / "workflow"))
     from snakemake.utils import validate
     from spp import experiments as X
 
-    r = snakemake("-n", "--nolock", "--configfile", "config/paper.yaml")
-    assert r.returncode == 0, r.stderr + r.stdout
-    jobs = job_counts(r.stdout)
+    configfiles = [str(REPO / "config" / "paper.yaml")]
+    if not stack_seeds:
+        (tmp_path / "no_stacking.yaml").write_text("train: {stack_seeds: false}\n")
+        configfiles.append(str(tmp_path / "no_stacking.yaml"))
+    r = subprocess.run([sys.executable, "-c", PLAN_TRAINING, str(REPO), *configfiles],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-5000:]
+    jobs = job_counts(out)
+    planned = json.loads(out.split("PLANNED ", 1)[1].splitlines()[0])
+
     cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    assert cfg["train"] == {"job_per_seed": True, "stack_seeds": True}
     validate(cfg, str(REPO / "config" / "config.schema.yaml"))
-    tables = X.expand(cfg)
-    trained = {}
-    for rows in tables.values():
+    trained = {}  # training folder -> (net, seeds the tables need)
+    for rows in X.expand(cfg).values():
         for row in rows:
             for role, net in row["runs"].items():
                 if "train" in row["needs"][role]:
-                    trained.setdefault(net, set()).update(row["seeds"])
-    # the paper tables' training jobs (other experiments may add more): one per seed
-    assert jobs["train"] >= sum(len(s) for s in trained.values())
+                    d = net.stage_dir("results/paper", "train")
+                    trained.setdefault(d, (net, set()))[1].update(row["seeds"])
+
+    per_cell, per_seed = {}, {}
+    for job in planned:
+        if job["rule"] == "train":  # output: the cell's folder
+            assert job["output"] not in per_cell
+            per_cell[job["output"]] = job["seeds"]
+        else:  # output: <cell>/seed<k>/metrics.json
+            cell = str(Path(job["output"]).parent.parent)
+            assert job["output"].endswith(f"/seed{job['seeds'][0]}/metrics.json")
+            per_seed.setdefault(cell, []).extend(job["seeds"])
+    assert set(per_cell) | set(per_seed) == set(trained)
+    for cell, (net, seeds) in trained.items():
+        if stack_seeds and is_mlp(net.arch):
+            assert per_cell[cell] == sorted(seeds) and cell not in per_seed, cell
+        else:
+            assert sorted(per_seed[cell]) == sorted(seeds) and cell not in per_cell, cell
+    mlp_runs = sum(len(s) for net, s in trained.values() if is_mlp(net.arch))
+    assert mlp_runs and mlp_runs < sum(len(s) for _, s in trained.values())  # both kinds
+    assert jobs.get("train", 0) == len(per_cell)
+    assert jobs["train_seed"] == sum(len(s) for s in per_seed.values())
+    if stack_seeds:  # every MLP cell of the paper trains 10 seeds
+        assert jobs["train"] * 10 == mlp_runs
     assert jobs["data"] >= 4  # mnist, fashion-mnist, cifar10, tiny-imagenet: fetched at run time
-    assert "gpu=1" in r.stdout  # training / scoring jobs ask for a GPU
+    assert "gpu=1" in out  # training / scoring jobs ask for a GPU
 
 
 def test_lint_clean_for_the_core_rule_files():
@@ -84,6 +148,8 @@ def write_config(tmp_path: Path, edit) -> Path:
      ["table3.networks[0].arch", "vgg19", "valid"]),
     (lambda c: c["figure3"].update(init="uniform"), ["figure3.init", "uniform", "valid"]),
     (lambda c: c["data"].update(mirror="no/such/folder"), ["data.mirror", "does not exist"]),
+    (lambda c: c["train"].update(stack_seeds="yes"), ["'yes' is not of type 'boolean'",
+                                                      "stack_seeds"]),
 ])
 def test_config_errors_stop_before_any_job(tmp_path, edit, expected):
     cfg = write_config(tmp_path, edit)
@@ -180,3 +246,96 @@ def check_outputs(results: Path) -> None:
     assert (f3["params_kept"] - f3["params_kept"].iloc[0]).abs().max() <= 1
     figures = results / "figures"
     assert (figures / "figure3.png").stat().st_size > 0 and (figures / "figure3.svg").is_file()
+
+
+# --------------------------------------------------- a killed stacked training job resumes
+RESUME_ITERATIONS = 1200
+
+
+def one_stacked_cell(cfg: dict) -> None:
+    """Table 1's MLP with one gamma and two seeds, trained as one stacked job per cell (what
+    train.stack_seeds does in both presets), checkpointing often; nothing else."""
+    cfg["preset"] = "resume"
+    cfg["seeds"] = [0, 1]
+    cfg["scoring"] = {"batch_size": 100, "max_examples": 200}
+    cfg["table1"]["gammas"] = [0.01]
+    cfg["training"]["mnist"] = {"iterations": RESUME_ITERATIONS, "batch_size": 50,
+                                "lr_decay_every": 1000, "eval_every": 400,
+                                "checkpoint_every": 20}
+    cfg["train"] = {"job_per_seed": True, "stack_seeds": True}
+
+
+def script_job_pids(script: str, workdir: Path) -> list[int]:
+    """PIDs of the running Snakemake `script:` jobs running `script` in `workdir` (Snakemake
+    runs `python .snakemake/scripts/tmp<random>.<script>` there)."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            if (any(a.endswith(f".{script}".encode()) for a in args)
+                    and (proc / "cwd").resolve() == workdir.resolve()):
+                pids.append(int(proc.name))
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+    return pids
+
+
+@pytest.mark.slow
+def test_killed_stacked_training_job_resumes_from_its_checkpoint(tmp_path):
+    """SIGTERM (a SLURM time limit's warning) to a stacked per-cell training job: it checkpoints
+    and fails; Snakemake deletes its output folder, but not the checkpoint beside it, so the
+    rerun resumes and ends with exactly the outputs of an uninterrupted run."""
+    if not Path("/proc/self/cwd").exists():
+        pytest.skip("finds the training process through /proc (Linux)")
+    sys.path.insert(0, str(REPO / "workflow"))
+    from snakemake.utils import validate
+    from spp import experiments as X
+
+    cfg_file = write_config(tmp_path, one_stacked_cell)
+    cfg = yaml.safe_load(cfg_file.read_text())
+    validate(cfg, str(REPO / "config" / "config.schema.yaml"))
+    (row,) = X.expand(cfg)["table1"]
+    rel = row["runs"]["main"].stage_dir("results/resume", "train")
+    cell, ckpt = tmp_path / rel, tmp_path / f"{rel}.checkpoint.ckpt"
+    log = tmp_path / rel.replace("results/resume/", "results/resume/logs/", 1)
+    log = log.with_name(log.name + ".log")
+    args = ["--cores", "1", "--configfile", str(cfg_file), "--directory", str(tmp_path), rel]
+
+    # 1. Kill the training once it has written a checkpoint.
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *args]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    killed = []
+    while not killed and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        if ckpt.exists():
+            killed = script_job_pids("train.py", tmp_path)
+            for pid in killed:
+                os.kill(pid, signal.SIGTERM)
+    if proc.poll() is None and time.monotonic() >= deadline:
+        os.killpg(proc.pid, signal.SIGKILL)
+    out = proc.communicate(timeout=120)[0]
+    assert killed, f"no training process with a checkpoint seen:\n{out[-5000:]}"
+    assert proc.returncode != 0 and "Error in rule train:" in out, out[-5000:]
+    assert "exit status 143" in out, out[-5000:]
+    assert ckpt.is_file() and not (cell / "seed0" / "metrics.json").exists()
+
+    # 2. The rerun resumes from the checkpoint, then removes it.
+    r = snakemake(*args)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-5000:]
+    resumed = re.search(rf"\[train-stacked\] resumed from {re.escape(f'{rel}.checkpoint.ckpt')} "
+                        rf"at iteration (\d+)/{RESUME_ITERATIONS}", log.read_text())
+    assert resumed and 20 <= int(resumed.group(1)) < RESUME_ITERATIONS, log.read_text()
+    assert not ckpt.exists()
+    resumed_files = {f.relative_to(cell): f.read_bytes() for f in cell.glob("seed*/*")}
+    assert set(resumed_files) == {Path(f"seed{s}/{n}") for s in (0, 1)
+                                  for n in ("metrics.json", "history.csv")}
+
+    # 3. Uninterrupted, the same job writes the same bytes.
+    shutil.rmtree(cell)
+    r = snakemake(*args)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-5000:]
+    assert "resumed" not in log.read_text()
+    for name, data in resumed_files.items():
+        assert (cell / name).read_bytes() == data, name

@@ -1,6 +1,7 @@
 # Shared helpers (all functions of the .smk files live here): folder names from wildcards,
 # seeds per folder, resources, input functions.
 # Paths follow spp.experiments (see its docstring and docs/workflow.md).
+import re
 
 SEEDS_BY_DIR = {}
 for _net, _seeds in NETS.items():
@@ -107,12 +108,33 @@ def _recipe(wc):
     return config["training"][wc.train_dataset]
 
 
+# Which training cells one job trains (every seed into one output folder, the `train` rule)
+# and which get one job per seed (the `train_seed` rule). With train.stack_seeds, MLP cells
+# always train their seeds stacked in one job (several times faster than one run per seed);
+# train.job_per_seed decides for the other cells. The two regexes are the two rules' `model`
+# wildcard constraints, so every cell has exactly one rule that makes it.
+MODEL_TOKEN = r"[^/_]+_[^/_]+_w[0-9.e+-]+"  # the Snakefile's global `model` constraint
+MLP_MODEL_TOKEN = r"(?:mlp-[0-9]+-[a-z]+|lenet300)_[^/_]+_w[0-9.e+-]+"  # spp.models.MLP nets
+if not config["train"]["job_per_seed"]:
+    PER_CELL_MODEL = MODEL_TOKEN
+elif config["train"]["stack_seeds"]:
+    PER_CELL_MODEL = MLP_MODEL_TOKEN
+else:
+    PER_CELL_MODEL = r"(?!)"  # matches nothing: every cell trains one job per seed
+PER_SEED_MODEL = rf"(?!{PER_CELL_MODEL}/){MODEL_TOKEN}"  # the rest (a model is followed by /)
+
+
+def trains_per_cell(model):
+    """True when one job trains every seed of the cells of this `model` token (rule `train`)."""
+    return re.fullmatch(PER_CELL_MODEL, model) is not None
+
+
 def train_outputs(net, seeds):
-    """The files (or folder) a table needs from the training of `net`."""
+    """The folder (one job per cell) or files (one job per seed) a table needs from `net`."""
     d = net.stage_dir(R, "train")
-    if config["train"]["job_per_seed"]:
-        return [f"{d}/seed{s}/metrics.json" for s in seeds]
-    return [d]
+    if trains_per_cell(net.model_token):
+        return [d]
+    return [f"{d}/seed{s}/metrics.json" for s in seeds]
 
 
 def table_rows(name):
