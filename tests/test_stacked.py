@@ -258,7 +258,7 @@ def test_bad_input_is_refused():
 
 
 def test_stacked_mlp_under_bf16_autocast_matches_per_seed_autocast():
-    """The fast path's bf16 autocast (CUDA) goes through the custom batched-linear backward;
+    """Under the fast path's bf16 (CUDA) StackedMLP steps with autograd through its forward;
     CPU autocast exercises the same dtype handling here."""
     models = _models("mlp-4-tanh", (1, 8, 8), [0, 1], "vs-he")
     stacked = stack_models(models)
