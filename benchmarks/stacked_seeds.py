@@ -1,4 +1,4 @@
-"""Seed stacking: S seeds of mlp-7-tanh on MNIST in one process, against one seed at a time.
+"""Seed stacking: S seeds of an MLP on MNIST in one process, against one seed at a time.
 
 Prints, from one run on the same machine and thread count:
 
@@ -19,6 +19,7 @@ alike; medians are printed. Engine and stacked rates exclude their single evalua
 
     python benchmarks/stacked_seeds.py                       # 10 seeds, 1 thread, 3 repeats
     python benchmarks/stacked_seeds.py --seeds 10 --threads 2 --repeats 5
+    python benchmarks/stacked_seeds.py --arch lenet300          # another network of the tables
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ def _logged_rate(lines: list[str]) -> float:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--arch", default="mlp-7-tanh",
+                   help="an MLP: mlp-K-ACT or lenet300 (default mlp-7-tanh)")
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--iterations", type=int, default=500, help="plain loop and engine, per run")
     p.add_argument("--stacked-iterations", type=int, default=300)
@@ -92,8 +95,10 @@ def main(argv=None) -> None:
     splits, what = mnist_splits(a.shared)
     shape, bsz = splits.input_shape, 100
     seeds = list(range(a.seeds))
-    models = [spp.initialize(spp.build_model("mlp-7-tanh", shape, 10), "vs-lecun", seed=s)
+    models = [spp.initialize(spp.build_model(a.arch, shape, 10), "vs-lecun", seed=s)
               for s in seeds]
+    if not isinstance(models[0], spp.models.MLP):
+        p.error(f"--arch {a.arch!r} is not an MLP; allowed: mlp-K-ACT (e.g. mlp-7-tanh), lenet300")
     masks = []
     for s in seeds:
         g = torch.Generator().manual_seed(1000 + s)
@@ -141,7 +146,7 @@ def main(argv=None) -> None:
     group = stacked_step_flops(models, bsz, shape)
     med = {k: statistics.median(v) for k, v in rates.items()}
 
-    print(f"\nmlp-7-tanh on {what}, batch {bsz}, CPU, {a.threads} thread(s), medians of "
+    print(f"\n{a.arch} on {what}, batch {bsz}, CPU, {a.threads} thread(s), medians of "
           f"{a.repeats} alternating repeats ({a.iterations} its plain/engine, "
           f"{a.stacked_iterations} stacked steps)")
     print(f"counted FLOPs per seed-step {one / 1e6:.1f} M (stacked step {group / 1e6:.1f} M = "

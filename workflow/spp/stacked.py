@@ -20,8 +20,8 @@ Two stackers:
 - ``StackedMLP``: ``spp.models.MLP`` (``mlp-K-ACT``, ``lenet300``), the fast path: a hand-written
   forward and backward (batched multiplies, in-place activations, the ATen backward kernels autograd
   itself uses) into buffers allocated once, so a step allocates nothing. On CPU that matters more
-  than it seems: every fresh multi-megabyte tensor is fresh pages from the kernel, and the page
-  faults cost as much as the activations (``benchmarks/stacked_seeds.py`` measures the step).
+  than it seems: every fresh multi-megabyte tensor is fresh pages from the kernel, and dropping the
+  autograd step's ~10 MB of allocations made the step 1.25x faster (``benchmarks/README.md``).
 - ``StackedFunctional``: any other model (conv nets, batch norm) through ``torch.func.vmap`` over
   ``functional_call`` with stacked parameters and buffers. It is correct for every architecture;
   whether it is *faster* than separate runs depends on the model and device (measure with
@@ -134,38 +134,21 @@ def _stack(tensors: list[torch.Tensor], device, grad: bool) -> torch.Tensor:
     return out.requires_grad_(grad)
 
 
-def tanh_(a: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
-    """``a <- tanh(a)`` as ``expm1(2a) / (expm1(2a) + 2)``, within 2 ulp of ``torch.tanh``.
-
-    Why: this torch build's CPU ``tanh`` kernel is not threaded and costs ~2.5 ns per element, a
-    seventh of a stacked mlp-7-tanh step; these five elementwise passes take a third of the time
-    with two threads. The form keeps full relative precision near zero (expm1, not exp - 1;
-    2 sigmoid(2a) - 1 would lose it for the tiny pre-activations of small-gamma nets) and the
-    clamp only stops expm1 overflowing where float32 tanh is already exactly +-1 (|a| > 9.01).
-    NaN stays NaN. ``tests/test_stacked.py`` checks it against float64 tanh. On a GPU the built-in
-    kernel is one launch instead of five, so it is used there.
-    """
-    if a.is_cuda:
-        return torch.tanh(a, out=a)
-    a.clamp_(-10.0, 10.0).mul_(2.0).expm1_()
-    return a.div_(torch.add(a, 2.0, out=scratch))
-
-
-# Each MLP activation applied in place (with a scratch buffer of the same shape), and its
-# derivative computed from its *output* (all are monotone, so the output determines the slope)
-# by the ATen kernel autograd itself uses, written into the incoming gradient. SELU's constants
-# are torch.nn.SELU's.
+# Each MLP activation applied in place, and its derivative computed from its *output* (all are
+# monotone, so the output determines the slope) by the ATen kernel autograd itself uses, written
+# into the incoming gradient. SELU's constants are torch.nn.SELU's.
 _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 _aten = torch.ops.aten
 _ACTIVATIONS = {
-    "linear": (lambda a, _: a, lambda g, y: g),
-    "tanh": (tanh_, lambda g, y: _aten.tanh_backward.grad_input(g, y, grad_input=g)),
-    "relu": (lambda a, _: torch.relu_(a),
+    "linear": (lambda a: a, lambda g, y: g),
+    "tanh": (lambda a: torch.tanh(a, out=a),
+             lambda g, y: _aten.tanh_backward.grad_input(g, y, grad_input=g)),
+    "relu": (torch.relu_,
              lambda g, y: _aten.threshold_backward.grad_input(g, y, 0, grad_input=g)),
-    "lrelu": (lambda a, _: F.leaky_relu_(a, LRELU_SLOPE),
+    "lrelu": (lambda a: F.leaky_relu_(a, LRELU_SLOPE),
               lambda g, y: _aten.leaky_relu_backward.grad_input(g, y, LRELU_SLOPE, True,
                                                                 grad_input=g)),
-    "selu": (lambda a, _: torch.selu_(a),
+    "selu": (torch.selu_,
              lambda g, y: _aten.elu_backward.grad_input(g, _SELU_ALPHA, _SELU_SCALE, 1.0, True, y,
                                                         grad_input=g)),
 }
@@ -222,7 +205,6 @@ class StackedMLP(StackedModel):
                 # acts[l + 1]: layer l's output (post-activation; logits for the last layer)
                 "acts": [None] + [x.new_empty(s, b, w.shape[1]) for w in ws],
                 "dx": [None] + [x.new_empty(s, b, w.shape[2]) for w in ws[1:]],
-                "scratch": [None] + [x.new_empty(s, b, w.shape[1]) for w in ws],
                 "minus_one": x.new_full((s, b, 1), -1.0),
             }}
             for p in self.params.values():
@@ -252,7 +234,7 @@ class StackedMLP(StackedModel):
                 else:
                     h = torch.baddbmm(bias.unsqueeze(1), h, wt, out=acts[i + 1])
                 if i < last:
-                    act(h, work["scratch"][i + 1])
+                    act(h)
             # mean cross-entropy per seed; its gradient w.r.t. the logits: (softmax - onehot) / B
             labels = y.view(s, b, 1)
             g = torch.log_softmax(h, 2)
