@@ -15,7 +15,9 @@ Path layout (P = ``results/<preset>``; every stage folder holds one file per see
     P/repair/<dataset>/<model>/<init>/<score>/s<sparsity>/seed<k>.pt       state_dict after AI
     P/signal/<dataset>/<model>/<init>/<score>/s<sparsity>/<repair>/seed<k>.json
     P/train/<dataset>/<model>/<init>/<score>/s<sparsity>/<repair>/<train_dataset>/seed<k>/
-        metrics.json, history.csv, checkpoint.ckpt
+        metrics.json, history.csv
+    (checkpoints while training runs: beside those files for one job per seed, beside the
+    cell's folder for one job per cell; docs/workflow.md)
 
 Tokens: model ``<arch>_<activation|default>_w<width>``; init ``<scheme>`` or ``sg_g<gamma>``;
 score ``<method>`` or ``<method>_<loss>`` (``dense`` = nothing pruned); repair ``none`` | ``ai``.
