@@ -110,7 +110,7 @@ def _recipe(wc):
 
 # Which training cells one job trains (every seed into one output folder, the `train` rule)
 # and which get one job per seed (the `train_seed` rule). With train.stack_seeds, MLP cells
-# always train their seeds stacked in one job (several times faster than one run per seed);
+# always train their seeds stacked in one job (1.3-1.8x faster per CPU core);
 # train.job_per_seed decides for the other cells. The two regexes are the two rules' `model`
 # wildcard constraints, so every cell has exactly one rule that makes it.
 MODEL_TOKEN = r"[^/_]+_[^/_]+_w[0-9.e+-]+"  # the Snakefile's global `model` constraint
