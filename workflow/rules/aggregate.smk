@@ -28,7 +28,7 @@ for _table in [t for t in TABLES if t != "figure3"]:
                 labels={"table": _table, "format": "HTML"},
             ),
         params:
-            rows=table_rows(_table),
+            rows_digest=rows_digest(_table),
             preset=config["preset"],
             note=config["preset_note"],
             table=_table,
@@ -37,7 +37,14 @@ for _table in [t for t in TABLES if t != "figure3"]:
         localrule: True
         run:
             run_inprocess(
-                "aggregate.py", params.table, input, output, params, wildcards, threads, log
+                "aggregate.py",
+                params.table,
+                input,
+                output,
+                table_params(params, params.table),
+                wildcards,
+                threads,
+                log,
             )
 
 
@@ -69,7 +76,7 @@ if "figure3" in TABLES:
             ),
             svg=f"{R}/figures/figure3.svg",
         params:
-            rows=table_rows("figure3"),
+            rows_digest=rows_digest("figure3"),
             preset=config["preset"],
             note=config["preset_note"],
             table="figure3",
@@ -78,7 +85,14 @@ if "figure3" in TABLES:
         localrule: True
         run:
             run_inprocess(
-                "aggregate.py", "figure3", input, output, params, wildcards, threads, log
+                "aggregate.py",
+                "figure3",
+                input,
+                output,
+                table_params(params, "figure3"),
+                wildcards,
+                threads,
+                log,
             )
 
 

@@ -1,7 +1,10 @@
 # Shared helpers (all functions of the .smk files live here): folder names from wildcards,
 # seeds per folder, resources, input functions.
 # Paths follow spp.experiments (see its docstring and docs/workflow.md).
+import hashlib
+import json
 import re
+import types
 
 SEEDS_BY_DIR = {}
 for _net, _seeds in NETS.items():
@@ -67,7 +70,6 @@ def run_inprocess(script, rule, input, output, params, wildcards, threads, log):
     (which has spp: the Snakefile imports it), so they carry no `conda:` directive.
     """
     import runpy
-    import types
 
     sm = types.SimpleNamespace(
         input=input, output=output, params=params, wildcards=wildcards, threads=threads,
@@ -152,6 +154,19 @@ def table_rows(name):
         }
         rows.append({"keys": row["keys"], "paper_key": list(row["paper_key"]), "runs": runs})
     return rows
+
+
+def table_params(params, name):
+    """A table rule's params plus its rows, for run_inprocess. The rows (labels, folders) stay
+    out of `params:` because the report lists every job's params and they are a screenful;
+    `rows_digest` stands in for them there, so a change of rows still reruns the rule."""
+    return types.SimpleNamespace(**dict(params.items()), rows=table_rows(name))
+
+
+def rows_digest(name):
+    """A short hash of a table's rows: the `params:` entry that tracks them."""
+    blob = json.dumps(table_rows(name), sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
 
 
 def table_inputs(name):

@@ -6,7 +6,6 @@
 # second each, so they run inside the Snakemake process (run_inprocess, common.smk) instead of
 # paying a torch import per job.
 
-from types import SimpleNamespace
 
 FIG = config["figures"]
 FIG_DATASET = FIG["dataset"]
@@ -171,20 +170,19 @@ if FIG["training_curves"]:
                 svg=f"{R}/figures/training_{_table}.svg",
             params:
                 table=_table,
+                rows_digest=rows_digest(_table),
                 title=_table.replace("table", "Table ").replace("figure", "Figure "),
                 preset=config["preset"],
             log:
                 f"{R}/logs/figures/training_{_table}.log",
             localrule: True
             run:
-                # The cells' folders go in here, not in params: the report lists every job's
-                # params, and a table's folder list is a screenful.
                 run_inprocess(
                     "figure_training_curves.py",
                     f"training_curves_{params.table}",
                     input,
                     output,
-                    SimpleNamespace(**dict(params.items()), rows=table_rows(params.table)),
+                    table_params(params, params.table),
                     wildcards,
                     threads,
                     log,
