@@ -72,7 +72,7 @@ class StackedModel:
     buffers: dict[str, torch.Tensor]
     training: bool = True
     # Keep masks (float, ``[S, *shape]``) by parameter name; gradients are multiplied by them.
-    grad_masks: dict[str, torch.Tensor] = {}
+    grad_masks: dict[str, torch.Tensor]
 
     @property
     def num_seeds(self) -> int:
@@ -175,6 +175,7 @@ class StackedMLP(StackedModel):
             for n in names
         }
         self.buffers = {}
+        self.grad_masks = {}
         self.act = models[0].act
         self.act_name = models[0].activation_name
         self.layer_names = [(f"layers.{i}.weight", f"layers.{i}.bias")
@@ -270,6 +271,7 @@ class StackedFunctional(StackedModel):
             n: _stack([dict(m.named_parameters())[n] for m in models], device, True)
             for n in pnames
         }
+        self.grad_masks = {}
         self.buffers = {
             n: _stack([dict(m.named_buffers())[n] for m in models], device, False)
             for n in bnames
