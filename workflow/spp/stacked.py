@@ -387,6 +387,7 @@ def train_stacked(
         TrainResult,
         _SigtermFlag,
         augment_batch,
+        on_device,
         summarize,
     )
 
@@ -400,11 +401,7 @@ def train_stacked(
         )
     if any(not isinstance(s, int) or isinstance(s, bool) for s in seeds):
         raise ValueError(f"seeds must be ints, got {seeds!r}")
-    device = torch.device(device)
-    data = data.to(device)
-    n_train = len(data.y["train"])
-    if cfg.batch_size > n_train:
-        raise ValueError(f"batch_size {cfg.batch_size} exceeds the {n_train} training examples")
+    device, data, n_train = on_device(data, cfg, device)
     for m in models:
         m.to(device).train()
     num = len(models)

@@ -208,6 +208,17 @@ class _SigtermFlag:
             signal.signal(signal.SIGTERM, self._prev if self._prev is not None else signal.SIG_DFL)
 
 
+def on_device(data: DataSplits, cfg: TrainConfig, device) -> tuple[torch.device, DataSplits, int]:
+    """(device, the splits on it, training-set size), refusing a batch larger than the training
+    set before any work: shared by train() and spp.stacked.train_stacked()."""
+    device = torch.device(device)
+    data = data.to(device)
+    n_train = len(data.y["train"])
+    if cfg.batch_size > n_train:
+        raise ValueError(f"batch_size {cfg.batch_size} exceeds the {n_train} training examples")
+    return device, data, n_train
+
+
 def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfig, device="cpu",
           checkpoint_path: str | Path | None = None,
           log: Callable[[str], None] = print, fast=None) -> TrainResult:
@@ -220,11 +231,7 @@ def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfi
     """
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
-    device = torch.device(device)
-    data = data.to(device)
-    n_train = len(data.y["train"])
-    if cfg.batch_size > n_train:
-        raise ValueError(f"batch_size {cfg.batch_size} exceeds the {n_train} training examples")
+    device, data, n_train = on_device(data, cfg, device)
     fast = fast if fast is not None else FastPath()
     prepare_model(model, device, fast).train()  # .to(device), channels-last on CUDA if asked
     step_model = compile_model(model, device, fast)  # the model itself unless compiling on CUDA
