@@ -44,7 +44,7 @@ wildcard_constraints:
     init=r"[^/]+",
     score=r"[^/]+",
     sparsity=r"[0-9.e+-]+",
-    repair=r"none|ai",
+    repair=r"none|ai|reinit-[a-z-]+",
     seed=r"\d+",
 
 include: "workflow/rules/common.smk"

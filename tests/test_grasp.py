@@ -42,7 +42,7 @@ def _loss_grad(model, batches, weights: dict[str, torch.Tensor], temperature: fl
 def test_grasp_equals_weight_times_finite_difference_hessian_gradient(temperature):
     model = _tanh_net()
     batches = _batches()
-    theta = {n: p.detach().clone() for n, p in prunable_parameters(model).items()}
+    theta = {n: p.detach().clone() for n, p in prunable_parameters(model, biases=False).items()}
     g = _loss_grad(model, batches, theta, temperature)
     # Central differences of the gradient along g: (grad(theta + eps g) - grad(theta - eps g))/2eps
     gnorm = torch.sqrt(sum((v**2).sum() for v in g.values()))
@@ -79,7 +79,7 @@ def test_higher_keep_score_means_removal_reduces_gradient_flow_more():
     model = _tanh_net(5)
     batches = _batches(6)
     keep = grasp_scores(model, iter(batches), temperature=1.0)
-    theta = {n: p.detach().clone() for n, p in prunable_parameters(model).items()}
+    theta = {n: p.detach().clone() for n, p in prunable_parameters(model, biases=False).items()}
 
     def flow(w):
         return float(sum((v**2).sum() for v in _loss_grad(model, batches, w, 1.0).values()))

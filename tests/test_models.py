@@ -48,7 +48,7 @@ def test_every_arch_forwards_and_backwards(arch, shape, classes, kwargs):
     y = model(x)
     assert y.shape == (3, classes)
     y.square().sum().backward()
-    for name, w in prunable_parameters(model).items():
+    for name, w in prunable_parameters(model, biases=False).items():
         assert w.grad is not None and torch.isfinite(w.grad).all(), name
     model.eval()
     assert model(x[:1]).shape == (1, classes)
@@ -76,7 +76,7 @@ def test_lenet300_parameter_count():
 
 def test_mlp_structure():
     model = build_model("mlp-7-tanh", MNIST, 10)
-    shapes = [tuple(w.shape) for w in prunable_parameters(model).values()]
+    shapes = [tuple(w.shape) for w in prunable_parameters(model, biases=False).values()]
     assert shapes == [(100, 784)] + [(100, 100)] * 5 + [(10, 100)]
     assert isinstance(model.act, nn.Tanh)
     linear = build_model("mlp-3-linear", MNIST, 10)
@@ -97,7 +97,7 @@ def test_cifar_resnet_parameter_counts(depth, expected):
     model = build_model(f"resnet{depth}", CIFAR, 10)
     assert _count(model) == expected
     # depth counts the weight layers: 6n+1 convs + 1 linear, no shortcut weights (option A)
-    assert len(prunable_parameters(model)) == depth
+    assert len(prunable_parameters(model, biases=False)) == depth
 
 
 def test_resnet20_matches_the_papers_269k():
@@ -106,7 +106,7 @@ def test_resnet20_matches_the_papers_269k():
 
 def test_resnet_width_multiplier_scales_channels():
     model = build_model("resnet20", CIFAR, 10, width=2.0)
-    convs = [w for w in prunable_parameters(model).values() if w.dim() == 4]
+    convs = [w for w in prunable_parameters(model, biases=False).values() if w.dim() == 4]
     assert {w.shape[0] for w in convs} == {32, 64, 128}
     assert model.fc.in_features == 128
     # convs scale ~ width^2: 4x parameters, up to the stem and classifier
@@ -116,7 +116,7 @@ def test_resnet_width_multiplier_scales_channels():
 
 def test_wrn_16_structure():
     model = build_model("wrn-16-6", TINY, 200)
-    weights = prunable_parameters(model)
+    weights = prunable_parameters(model, biases=False)
     convs = {n: w for n, w in weights.items() if w.dim() == 4}
     shortcuts = [n for n in convs if "shortcut" in n]
     # the original counts 16 conv layers: stem + 12 block convs + 3 projection shortcuts
@@ -128,7 +128,7 @@ def test_wrn_16_structure():
 
 def test_vgg16_is_the_vgg_c_variant():
     model = build_model("vgg16", CIFAR, 10)
-    weights = list(prunable_parameters(model).values())
+    weights = list(prunable_parameters(model, biases=False).values())
     convs = [w for w in weights if w.dim() == 4]
     fcs = [w for w in weights if w.dim() == 2]
     assert len(convs) == 13 and len(fcs) == 3
@@ -143,7 +143,7 @@ def test_vgg16_is_the_vgg_c_variant():
 
 def test_vgg16_width_scales_convs_and_fc():
     model = build_model("vgg16", CIFAR, 10, width=0.25)
-    weights = list(prunable_parameters(model).values())
+    weights = list(prunable_parameters(model, biases=False).values())
     assert max(w.shape[0] for w in weights if w.dim() == 4) == 128
     assert weights[-3].shape == (128, 128) and weights[-1].shape == (10, 128)
 
@@ -164,17 +164,20 @@ def test_option_a_shortcut_is_pooled_input_with_zero_channels():
     assert len(prunable_parameters(block)) == 2  # no shortcut weights
 
 
-def test_prunable_parameters_are_all_linear_and_conv_weights_in_order():
+def test_prunable_parameters_are_all_linear_and_conv_weights_and_biases_in_order():
+    """The original's prn_keys: every w and b of the conv and linear layers; never batch norm."""
     model = build_model("wrn-10-2", CIFAR, 10)
-    names = list(prunable_parameters(model))
     order = [n for n, _ in model.named_parameters()]
-    assert names == [n for n in order if n in set(names)]  # model order
-    expected = {
-        f"{m}.weight" for m, mod in model.named_modules() if isinstance(mod, (nn.Linear, nn.Conv2d))
-    }
-    assert set(names) == expected
-    assert all(not n.endswith("bias") for n in names)
-    assert names[0] == "conv1.weight" and names[-1] == "fc.weight"
+    layers = [(m, mod) for m, mod in model.named_modules()
+              if isinstance(mod, (nn.Linear, nn.Conv2d))]
+    weights = list(prunable_parameters(model, biases=False))
+    assert weights == [n for n in order if n in {f"{m}.weight" for m, _ in layers}]
+    assert weights[0] == "conv1.weight" and weights[-1] == "fc.weight"
+    names = list(prunable_parameters(model))
+    biases = {f"{m}.bias" for m, mod in layers if mod.bias is not None}
+    assert biases == {"fc.bias"}  # conv layers have none (batch norm follows)
+    assert names == [n for n in order if n in set(weights) | biases]  # model order
+    assert not any("bn" in n for n in names)
     params = dict(model.named_parameters())
     assert all(prunable_parameters(model)[n] is params[n] for n in names)
 

@@ -43,7 +43,8 @@ def test_snip_equals_abs_of_summed_grad_times_weight():
         F.cross_entropy(ref(x), y).backward()
     expected = {n: (p.grad * p).abs() for n, p in prunable_parameters(ref).items()}
 
-    assert list(scores) == list(expected) == ["1.weight", "4.weight", "6.weight"]
+    assert list(scores) == list(expected) == ["1.weight", "1.bias", "4.weight", "4.bias",
+                                              "6.weight", "6.bias"]
     for name in expected:
         torch.testing.assert_close(scores[name], expected[name], rtol=1e-5, atol=1e-7)
     assert model.training and all(m.training for m in model.modules())

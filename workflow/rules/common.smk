@@ -8,11 +8,11 @@ import types
 
 SEEDS_BY_DIR = {}
 for _net, _seeds in NETS.items():
-    for _stage in ("init", "score", "mask", "repair", "signal", "train"):
-        _d = _net.stage_dir(R, _stage)
+    _dirs = [_net.stage_dir(R, _stage) for _stage in X.STAGES] + [_net.weights_dir(R)]
+    for _d in _dirs:
         SEEDS_BY_DIR[_d] = sorted(set(SEEDS_BY_DIR.get(_d, [])) | set(_seeds))
 
-DATA_FREE = {"random", "magnitude", "synflow"}  # score methods that never read the data
+DATA_FREE = X.DATA_FREE_METHODS  # score methods that never read the data
 ENV = "../../envs/spp.yaml"  # conda env of every rule (relative to the rule files)
 GPU = int(config["gpu_per_job"])  # Snakemake resource `gpu` of the GPU-using jobs
 
@@ -46,7 +46,11 @@ def seeds_of(stage):
 
 
 def weights_dir(wc):
-    """The weights that get measured and trained: the init, or its AI repair."""
+    """The weights that get measured and trained: the init, its AI repair, or (reinit-<scheme>)
+    a fresh <scheme> init of the same model (spp.experiments.Net.weights_dir)."""
+    scheme = X.reinit_scheme(wc.repair)
+    if scheme is not None:
+        return f"{R}/init/{wc.dataset}/{wc.model}/{scheme}"
     return net_dir("repair" if wc.repair == "ai" else "init", wc)
 
 

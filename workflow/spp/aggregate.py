@@ -5,7 +5,10 @@ A table row is a cell of the paper's table. For every quantity ``q`` it holds ``
 of seeds with a value), and, where the paper prints a number, ``paper_q`` beside them. The paper
 reports the minimum test error over evaluations (selection on the test set): that is
 ``error_paper_protocol``, compared with ``paper_error_paper_protocol``. ``error`` is the honest
-one (test error at the best validation evaluation) and has no paper value.
+one (test error at the best validation evaluation) and has no paper value. Table 1 has both for
+two trainings of each mask: from the pruning init (the code as published) and, suffixed
+``_reinit``, from a variance-scaling init (``table1.reinit``); the paper's one error column stands
+beside each.
 
 Inputs per seed: the signal JSON (Jacobian singular values, orthogonality score, per-layer
 sparsity) and the training ``metrics.json`` (the summary of `spp.training.train`).
@@ -26,7 +29,8 @@ import pandas as pd
 # Quantities per table, in display order; role "main" unless the table has several runs per row.
 ERRORS = ("error_paper_protocol", "error")
 TABLE_QUANTITIES: dict[str, tuple[str, ...]] = {
-    "table1": ("jsv_mean", "jsv_std", "jsv_cn", "sparsity_l*", *ERRORS),
+    "table1": ("jsv_mean", "jsv_std", "jsv_cn", "sparsity_l*", *ERRORS,
+               "error_paper_protocol_reinit", "error_reinit"),
     "table2": ("os", *ERRORS),
     "table3": ERRORS,
     "table4": ERRORS,
@@ -124,6 +128,9 @@ def row_quantities(table: str, runs: dict[str, dict[int, dict[str, float]]]) -> 
     if "init" in runs:  # Jacobian of the network before pruning (Table 1)
         for q in ("jsv_mean", "jsv_std", "jsv_max", "jsv_min", "jsv_cn"):
             per_q[q] = [m.get(q, math.nan) for m in runs["init"].values()]
+    if "reinit" in runs:  # Table 1: the same masks trained from a variance-scaling init
+        for q in ERRORS:
+            per_q[f"{q}_reinit"] = [m.get(q, math.nan) for m in runs["reinit"].values()]
     return per_q
 
 

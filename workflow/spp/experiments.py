@@ -20,7 +20,8 @@ Path layout (P = ``results/<preset>``; every stage folder holds one file per see
     cell's folder for one job per cell; docs/workflow.md)
 
 Tokens: model ``<arch>_<activation|default>_w<width>``; init ``<scheme>`` or ``sg_g<gamma>``;
-score ``<method>`` or ``<method>_<loss>`` (``dense`` = nothing pruned); repair ``none`` | ``ai``.
+score ``<method>`` or ``<method>_<loss>`` (``dense`` = nothing pruned); repair ``none`` | ``ai`` |
+``reinit-<scheme>`` (the mask trained from a fresh ``<scheme>`` init: P/init/.../<scheme>/).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ ROW_INITS: dict[str, tuple[str, str]] = {
     "LDI": ("orthogonal", "none"),
     "LDI-AI": ("orthogonal", "ai"),
 }
+
+# Score methods that never read the data (their score stage takes no dataset).
+DATA_FREE_METHODS = frozenset({"random", "magnitude", "synflow"})
 
 # Losses of connection sensitivity (contract: spp.scores "snip" option loss=...).
 SNIP_LOSSES = ("supervised", "unif", "pred-raw", "pred-softmax", "jac-l1", "jac-l2")
@@ -70,6 +74,7 @@ DATASET_LABELS = {
     "tiny-imagenet": "Tiny-ImageNet",
 }
 
+STAGES = ("init", "score", "mask", "repair", "signal", "train")
 TABLES = ("table1", "table2", "table3", "table4", "table5", "figure3")
 
 
@@ -130,11 +135,24 @@ class Net:
         return "/".join(parts)
 
     def weights_dir(self, root: str) -> str:
-        """Where the weights that get trained live: the init, or the AI-repaired init."""
+        """Where the weights that get trained live: the init, its AI repair, or (repair
+        ``reinit-<scheme>``) a fresh init of ``<scheme>`` at the same seed, the mask's kept
+        weights re-drawn from it (Table 1's second variant)."""
+        scheme = reinit_scheme(self.repair)
+        if scheme is not None:
+            return "/".join([root, "init", self.dataset, self.model_token, scheme])
         return self.stage_dir(root, "repair" if self.repair == "ai" else "init")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+REINIT_PREFIX = "reinit-"
+
+
+def reinit_scheme(repair: str) -> str | None:
+    """The init scheme of a ``reinit-<scheme>`` repair token (None for ``none`` and ``ai``)."""
+    return repair[len(REINIT_PREFIX):] if repair.startswith(REINIT_PREFIX) else None
 
 
 def parse_model_token(token: str) -> dict:
@@ -212,9 +230,15 @@ def table1_rows(cfg: dict) -> list[dict]:
         dense = Net(t["dataset"], t["arch"], None, 1.0, "sg", float(g), "dense", None, 0.0,
                     "none", t["dataset"])
         label = f"SG (gamma={float(g):.0e})"
+        runs = {"main": net, "init": dense}
+        needs = {"init": ("signal",)}
+        if t.get("reinit"):  # the same mask trained from a variance-scaling init
+            runs["reinit"] = Net(t["dataset"], t["arch"], None, 1.0, "sg", float(g), "snip",
+                                 t["loss"], t["sparsity"], REINIT_PREFIX + t["reinit"],
+                                 t["dataset"])
+            needs["reinit"] = ("train",)
         rows.append({"table": "table1", "keys": {"init": label, "gamma": float(g)},
-                     "paper_key": (label, ""), "runs": {"main": net, "init": dense},
-                     "needs": {"init": ("signal",)}})
+                     "paper_key": (label, ""), "runs": runs, "needs": needs})
     return rows
 
 
@@ -284,7 +308,10 @@ def table5_rows(cfg: dict) -> list[dict]:
     rows = []
     for r in t["rows"]:
         def net(method: str, loss: str | None, r=r) -> Net:
-            return Net(r["prune"], t["arch"], None, 1.0, t["init"], None, method, loss,
+            # A data-free mask does not depend on the dataset it is "pruned on": score (and
+            # train) it once, on the training dataset, for every row that trains there.
+            prune = r["train"] if method in DATA_FREE_METHODS else r["prune"]
+            return Net(prune, t["arch"], None, 1.0, t["init"], None, method, loss,
                        t["sparsity"], "none", r["train"])
 
         category = "Standard" if r["prune"] == r["train"] else "Transfer"
@@ -385,7 +412,7 @@ def net_index(nets: Iterable[Net], root: str) -> dict[str, Net]:
     """Lookup from any stage folder to a Net that owns it (for Snakemake input functions)."""
     index = {}
     for net in nets:
-        for stage in ("init", "score", "mask", "repair", "signal", "train"):
+        for stage in STAGES:
             index.setdefault(net.stage_dir(root, stage), net)
     return index
 
@@ -442,6 +469,8 @@ def validate(cfg: dict, *, architectures: Iterable[str], init_schemes: Iterable[
         check_arch("table1.arch", t["arch"])
         check_ds("table1.dataset", t["dataset"])
         check_init("table1 (scaled Gaussian)", "sg")
+        if t.get("reinit"):
+            check_init("table1.reinit", t["reinit"])
         for g in t["gammas"]:
             if not g > 0:
                 raise ValueError(f"table1.gammas: {g} is not a positive variance")

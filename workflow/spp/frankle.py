@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from spp.ablations import ABLATIONS, ablate, collapsed_layers
-from spp.masks import global_mask
+from spp.masks import global_mask, weights_only
 from spp.scores import score
 
 METHODS: tuple[str, ...] = (
@@ -74,17 +74,21 @@ def method_scores(
     invert: bool = False,
     options: dict | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Keep-scores of ``method`` on ``model`` (pass the trained model for after-training)."""
+    """Keep-scores of ``method`` on ``model`` (pass the trained model for after-training).
+
+    Weights only: OpenLTH prunes the weights of conv and linear layers and trains the biases
+    (Lee et al.'s protocol also prunes the biases; ``spp.models.prunable_parameters``).
+    """
     options = dict(options or {})
     if method in DATA_METHODS:
-        return score(model, method, batches=batches(), **options)
+        return weights_only(score(model, method, batches=batches(), **options))
     if method == "synflow":
-        return score(model, "synflow", sparsity=sparsity, input_shape=input_shape,
-                     invert=invert, **options)
+        return weights_only(score(model, "synflow", sparsity=sparsity, input_shape=input_shape,
+                                  invert=invert, **options))
     if method == "random":
-        return score(model, "random", seed=seed)
+        return weights_only(score(model, "random", seed=seed))
     if method in ("magnitude", "magnitude-after-training"):
-        return score(model, "magnitude")
+        return weights_only(score(model, "magnitude"))
     raise ValueError(f"unknown Frankle method {method!r}; valid: {', '.join(METHODS)}")
 
 

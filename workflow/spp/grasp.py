@@ -100,7 +100,7 @@ def grasp_scores(
 
     work = copy.deepcopy(model)
     work.train(bn_mode == "train")
-    named = prunable_parameters(work)
+    named = prunable_parameters(work, biases=False)
     params = list(named.values())
     for p in work.parameters():
         p.requires_grad_(False)

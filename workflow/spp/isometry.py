@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spp.masks import check_mask
+from spp.masks import check_mask, weights_only
 from spp.models import prunable_parameters
 
 
@@ -23,9 +23,16 @@ def gram_deviation(weight: torch.Tensor) -> torch.Tensor:
     return torch.linalg.matrix_norm(w @ w.T - eye)
 
 
+def _weights(model: nn.Module, mask: dict | None) -> dict[str, nn.Parameter]:
+    """The weights a Gram is taken of (biases have none; the original's keys with a ``w``)."""
+    if mask is None:
+        return prunable_parameters(model, biases=False)
+    return weights_only(check_mask(model, mask))
+
+
 def orthogonality_score(model: nn.Module, mask: dict[str, torch.Tensor] | None = None) -> float:
-    """Mean over prunable layers of ``||G_l - I||_F``; ``mask`` (if given) is applied first."""
-    weights = prunable_parameters(model) if mask is None else check_mask(model, mask)
+    """Mean over weight layers of ``||G_l - I||_F``; ``mask`` (if given) is applied first."""
+    weights = _weights(model, mask)
     with torch.no_grad():
         devs = [
             gram_deviation(p if mask is None else p * mask[name].to(p.device, p.dtype))
@@ -49,7 +56,7 @@ def approximate_isometry(
         raise ValueError(f"steps must be an int >= 0, got {steps!r}")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
-    weights = prunable_parameters(model) if mask is None else check_mask(model, mask)
+    weights = _weights(model, mask)
     names, params = list(weights), list(weights.values())
     keeps = [
         torch.ones_like(p, dtype=torch.bool) if mask is None else mask[n].to(p.device, torch.bool)

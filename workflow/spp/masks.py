@@ -1,7 +1,9 @@
 """Global top-k masks, and applying them so pruned weights stay exactly zero.
 
 A mask is a dict from parameter name (as in ``model.named_parameters()``) to a bool tensor
-of the weight's shape; ``True`` = kept. It covers exactly ``prunable_parameters(model)``.
+of the parameter's shape; ``True`` = kept. It covers every prunable weight and, under Lee et
+al.'s protocol, every bias of those layers too (``prunable_parameters``); a mask without bias
+entries (OpenLTH's protocol: ``weights_only``) leaves the biases dense and trainable.
 """
 
 from __future__ import annotations
@@ -53,17 +55,26 @@ def global_mask(scores: dict[str, torch.Tensor], sparsity: float) -> dict[str, t
     return masks
 
 
+def weights_only(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The weight entries of a score or mask dict (biases are its 1-D entries)."""
+    return {k: v for k, v in tensors.items() if v.dim() > 1}
+
+
 def check_mask(model: nn.Module, mask: dict[str, torch.Tensor]) -> dict[str, nn.Parameter]:
-    """The model's prunable weights, after checking ``mask`` covers exactly them."""
-    weights = prunable_parameters(model)
+    """The parameters ``mask`` covers, after checking it covers every prunable weight, and
+    either every prunable bias or none."""
     if not isinstance(mask, dict):
         raise ValueError(f"mask must be a dict {{parameter name: bool tensor}}, got {type(mask)}")
+    prunable = prunable_parameters(model)
+    only_weights = prunable_parameters(model, biases=False)
+    biases = [k for k in prunable if k not in only_weights]
+    weights = prunable if any(k in mask for k in biases) else only_weights
     unknown = [k for k in mask if k not in weights]
     missing = [k for k in weights if k not in mask]
     if unknown or missing:
         raise ValueError(
-            f"mask does not match the model's prunable weights: unknown names {unknown}, "
-            f"missing names {missing}; prunable weights: {list(weights)}"
+            f"mask does not match the model's prunable parameters: unknown names {unknown}, "
+            f"missing names {missing}; prunable: {list(prunable)} (the biases all or none)"
         )
     bad = [
         f"{k}: mask {tuple(m.shape)} vs weight {tuple(weights[k].shape)}"
@@ -113,9 +124,10 @@ def _masking_hook(keep: torch.Tensor):
 
 
 def layer_sparsity(mask: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Fraction of pruned weights per layer, in the mask's (= model) order."""
+    """Fraction of pruned weights per weight layer (the paper's per-layer sparsity; bias entries
+    are left out), in the mask's (= model) order."""
     return {name: 1.0 - m.to(torch.bool).sum().item() / max(1, m.numel())
-            for name, m in mask.items()}
+            for name, m in weights_only(mask).items()}
 
 
 def kept_count(n: int, sparsity: float) -> int:

@@ -18,7 +18,8 @@ Names (``build_model(arch, ...)``):
 Conv nets take ``activation`` in ``CONV_ACTIVATIONS`` (default relu). Their first conv has stride
 2 on 64x64 inputs (Tiny-ImageNet), as the original. Conv layers have no bias (batch norm follows
 each one, so a bias would be redundant; this gives the paper's 269k parameters for ResNet-20);
-linear layers have biases.
+linear layers have biases (zero-initialised, and pruned with the weights: ``prunable_parameters``).
+Batch norm uses TensorFlow's defaults, as the original (``BN_EPS``, ``BN_MOMENTUM``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,17 @@ ACTIVATIONS: tuple[str, ...] = ("linear", "tanh", "relu", "lrelu", "selu")
 LRELU_SLOPE = 0.2
 CONV_ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "lrelu", "selu")
 MLP_WIDTH = 100
+# TensorFlow's batch-norm defaults, which the authors' tf.layers.batch_normalization used:
+# epsilon 1e-3 and moving averages kept with decay 0.99 (torch's momentum is 1 - decay).
+# The running statistics are what every evaluation (and the test error) uses.
+BN_EPS = 1e-3
+BN_MOMENTUM = 0.01
+
+
+def batch_norm(channels: int, dims: int = 2) -> nn.Module:
+    """Batch norm over ``channels`` (dims 2: conv maps, 1: features) with TensorFlow's defaults."""
+    cls = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+    return cls(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
 
 
 def make_activation(name: str) -> nn.Module:
@@ -113,9 +125,9 @@ class VGG(nn.Module):
             c, first = out, False
         hidden = _scaled(512, width)
         self.fc1 = nn.Linear(c * h * w, hidden)
-        self.bn_fc1 = nn.BatchNorm1d(hidden)
+        self.bn_fc1 = batch_norm(hidden, 1)
         self.fc2 = nn.Linear(hidden, hidden)
-        self.bn_fc2 = nn.BatchNorm1d(hidden)
+        self.bn_fc2 = batch_norm(hidden, 1)
         self.fc3 = nn.Linear(hidden, num_classes)
         self.act = make_activation(activation)
 
@@ -132,7 +144,7 @@ class ConvBNAct(nn.Module):
     def __init__(self, cin, cout, k, stride, activation):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, k, stride, padding=k // 2, bias=False)
-        self.bn = nn.BatchNorm2d(cout)
+        self.bn = batch_norm(cout)
         self.act = make_activation(activation)
 
     def forward(self, x):
@@ -149,9 +161,9 @@ class BasicBlockV1(nn.Module):
     def __init__(self, cin, cout, stride, activation):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
+        self.bn1 = batch_norm(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.bn2 = batch_norm(cout)
         self.act = make_activation(activation)
         self.stride, self.pad = stride, cout - cin
         if self.pad < 0:
@@ -176,9 +188,9 @@ class BasicBlockV2(nn.Module):
 
     def __init__(self, cin, cout, stride, activation):
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(cin)
+        self.bn1 = batch_norm(cin)
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.bn2 = batch_norm(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, padding=1, bias=False)
         self.act = make_activation(activation)
         needs_projection = cin != cout or stride != 1
@@ -205,7 +217,7 @@ class ResNet(nn.Module):
         self.version = version
         self.conv1 = nn.Conv2d(shape[0], stem, 3, stem_stride, padding=1, bias=False)
         if version == 1:
-            self.bn1 = nn.BatchNorm2d(stem)
+            self.bn1 = batch_norm(stem)
         block = BasicBlockV1 if version == 1 else BasicBlockV2
         cin = stem
         for g, (cout, stride) in enumerate(zip(widths, (1, 2, 2), strict=True)):
@@ -215,7 +227,7 @@ class ResNet(nn.Module):
                 cin = cout
             setattr(self, f"layer{g + 1}", nn.Sequential(*layers))
         if version == 2:
-            self.bn_final = nn.BatchNorm2d(cin)
+            self.bn_final = batch_norm(cin)
         self.act = make_activation(activation)
         self.fc = nn.Linear(cin, num_classes)
 
@@ -352,10 +364,19 @@ def build_model(
     )
 
 
-def prunable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
-    """Every ``nn.Linear`` / ``nn.Conv2d`` weight, in model order, keyed as in named_parameters().
+def prunable_parameters(model: nn.Module, biases: bool = True) -> dict[str, nn.Parameter]:
+    """Every ``nn.Linear`` / ``nn.Conv2d`` weight and (``biases``) bias, in model order, keyed as
+    in named_parameters(); batch-norm parameters never.
 
-    First, last and shortcut layers included (as in the original code).
+    First, last and shortcut layers included. Biases are in by default because the authors'
+    code prunes them (its ``prn_keys`` takes the ``w`` and the ``b`` keys): zero at init, they
+    score 0 under connection sensitivity and magnitude, are pruned and stay zero, so the trained
+    networks are bias-free and the keep count is over weights and biases together.
+    ``biases=False``: the weights alone (OpenLTH, GraSP and SynFlow prune only weights).
     """
-    weights = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
-    return {name: p for name, p in model.named_parameters() if id(p) in weights}
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    wanted = {id(m.weight) for m in layers}
+    if biases:
+        wanted |= {id(m.bias) for m in layers if m.bias is not None}
+    return {name: p for name, p in model.named_parameters() if id(p) in wanted}
+

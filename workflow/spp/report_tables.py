@@ -38,7 +38,8 @@ LAYOUTS: dict[str, Layout] = {
             ("jsv_std", "JSV std"),
             ("jsv_cn", "JSV CN"),
             *((f"sparsity_l{i}", f"sparsity L{i}") for i in range(1, 8)),
-            ("error_paper_protocol", "Error (%)"),
+            ("error_paper_protocol", "Error, trained from SG (%)"),
+            ("error_paper_protocol_reinit", "Error, trained from VS-L (%)"),
         ),
     ),
     "table2": Layout(

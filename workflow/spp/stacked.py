@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spp.models import LRELU_SLOPE, MLP
+from spp.models import LRELU_SLOPE, MLP, prunable_parameters
 
 
 def _check_models(models: Sequence[nn.Module]) -> list[nn.Module]:
@@ -388,6 +388,7 @@ def train_stacked(
         _SigtermFlag,
         augment_batch,
         on_device,
+        param_groups,
         summarize,
     )
 
@@ -410,8 +411,9 @@ def train_stacked(
     # Stacked SGD == per-seed SGD: every operation of torch.optim.SGD is elementwise. The fused
     # kernel does weight decay, momentum and update in one pass (bit-identical to the default
     # implementation in our checks, 6x faster on CPU for these tensors).
-    opt = torch.optim.SGD(list(stacked.params.values()), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay, **sgd_options(device))
+    decayed = set(prunable_parameters(models[0]))
+    opt = torch.optim.SGD(param_groups(dict(stacked.params), decayed, cfg), lr=cfg.lr,
+                          momentum=cfg.momentum, **sgd_options(device))
     gens = []
     for s in seeds:
         g = torch.Generator(device=device)

@@ -41,7 +41,7 @@ def synaptic_saliency(
 
     ``mask`` multiplies the prunable weights in the forward pass, so pruned weights score 0.
     """
-    named = prunable_parameters(model)
+    named = prunable_parameters(model, biases=False)
     params = list(named.values())
     for p in model.parameters():
         p.requires_grad_(False)
@@ -118,8 +118,9 @@ def synflow_rounds(
     """
     _check(sparsity, iterations)
     work = linearized_copy(model, double=double)
-    names = list(prunable_parameters(work))
-    mask = {n: torch.ones_like(p, dtype=torch.bool) for n, p in prunable_parameters(work).items()}
+    weights = prunable_parameters(work, biases=False)
+    names = list(weights)
+    mask = {n: torch.ones_like(p, dtype=torch.bool) for n, p in weights.items()}
     flows: list[float] = []
     density = 1.0 - float(sparsity)
     keep_scores: dict[str, torch.Tensor] = {}
