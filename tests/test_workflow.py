@@ -174,7 +174,7 @@ def reduced_quick(cfg: dict) -> None:
     cfg["table1"]["gammas"] = [0.01, 10.0]
     cfg["table2"].update(rows=["LDI", "LDI-AI"], columns=[
         {"name": "ResNet32", "arch": "resnet32", "width": 0.125, "dataset": "cifar10"},
-        {"name": "WRN16", "arch": "wrn-16-8", "width": 0.0625, "dataset": "cifar10-64"}],
+        {"name": "WRN16", "arch": "wrn-16-6", "width": 0.0625, "dataset": "cifar10-64"}],
         unsupervised_row={"columns": ["ResNet32"]})
     cfg["table3"].update(rows=["LDI"], activations=["tanh"],
                          networks=[{"name": "VGG16", "arch": "vgg16", "width": 0.125}])

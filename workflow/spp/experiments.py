@@ -202,7 +202,7 @@ def arch_family(arch: str) -> str:
         return "wrn-16-k"
     raise ValueError(
         f"unknown architecture {arch!r}; valid: mlp-K-ACT (ACT in linear/tanh/relu/lrelu/selu), "
-        "lenet300, vgg16, resnetD (D = 6n+2, e.g. resnet20, resnet32), wrn-16-k (e.g. wrn-16-8)"
+        "lenet300, vgg16, resnetD (D = 6n+2, e.g. resnet20, resnet32), wrn-16-k (e.g. wrn-16-6)"
     )
 
 

@@ -360,7 +360,7 @@ def build_model(
             return builder(m, shape, int(num_classes), activation, float(width))
     raise ValueError(
         f"unknown architecture {arch!r}; valid: {', '.join(ARCHITECTURES)} "
-        "(e.g. mlp-7-tanh, resnet20, resnet32, wrn-16-8)"
+        "(e.g. mlp-7-tanh, resnet20, resnet32, wrn-16-6)"
     )
 
 

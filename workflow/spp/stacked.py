@@ -510,7 +510,7 @@ def train_stacked(
                 x = data.normalize(xtr.index_select(0, idx))
             x = x.view(num, bsz, *x.shape[1:])  # [S, B, C, H, W]
             if cfg.augment:
-                x = torch.stack([augment_batch(x[s], g, cfg.translate_px)
+                x = torch.stack([augment_batch(x[s], g, cfg.translate_px, cfg.augmentation)
                                  for s, g in enumerate(gens)])
             if cfg.lr_at(it) != lr_now:
                 lr_now = cfg.lr_at(it)

@@ -8,9 +8,10 @@ linear and conv layers only (the original adds ``2.5e-4 * sum(w^2)`` over its ma
 splits every ``eval_every`` iterations (and after the last one).
 
 Why it is fast: the data already sits on the device as uint8; each epoch is one on-device
-permutation; batches are gathered, normalised and augmented (flip + translation, one random draw
-per example, no Python loop over examples) with tensor ops; the training loss is accumulated on
-the device and read only at log and evaluation points, so there is no per-step host sync.
+permutation; batches are gathered, normalised and augmented (the authors' flip + translation or
+crop-pad, one random draw per example, no Python loop over examples) with tensor ops; the
+training loss is accumulated on the device and read only at log and evaluation points, so there
+is no per-step host sync.
 
 Divergence: a non-finite loss is detected at those read points (every ``log_every`` iterations and
 at each evaluation), not per step, to keep the device asynchronous. The run then stops, is marked
@@ -63,6 +64,8 @@ CHECKPOINT_FORMAT = "spp-train-checkpoint/1"
 SIGTERM_EXIT_STATUS = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
 # which parameters weight decay acts on: the linear/conv weights and biases (Lee et al.), or all
 WEIGHT_DECAY_ON = ("prunable", "all")
+# the second child of the augmentation (augment_batch): CIFAR-10's and Tiny-ImageNet's
+AUGMENTATIONS = ("translate", "crop-pad")
 # fields that do not change the result, so a checkpoint may be resumed with other values
 _COSMETIC = ("log_every",)
 
@@ -72,7 +75,9 @@ class TrainConfig:
     """One training run. ``lr_decay_every`` None or 0: constant learning rate.
 
     checkpoint_every: None or 0 checkpoints only on SIGTERM and at the end (if a path is given).
-    translate_px: maximum translation of the augmentation (4 in the paper for CIFAR-10).
+    augmentation: the augmentation's second child besides the flip (``augment_batch``);
+    translate_px: its size in px, the maximum translation (4, CIFAR-10) or crop/pad per side
+    (8, Tiny-ImageNet).
     """
 
     iterations: int
@@ -89,6 +94,7 @@ class TrainConfig:
     log_every: int = 100
     eval_batch_size: int = 1000
     weight_decay_on: str = "prunable"
+    augmentation: str = "translate"
 
     def __post_init__(self):
         positive = ("iterations", "batch_size", "eval_every", "log_every", "eval_batch_size")
@@ -107,6 +113,9 @@ class TrainConfig:
         if self.weight_decay_on not in WEIGHT_DECAY_ON:
             raise ValueError(f"TrainConfig.weight_decay_on must be one of "
                              f"{', '.join(WEIGHT_DECAY_ON)}, got {self.weight_decay_on!r}")
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(f"TrainConfig.augmentation must be one of {', '.join(AUGMENTATIONS)}"
+                             f", got {self.augmentation!r}")
         if not isinstance(self.translate_px, int) or self.translate_px < 0:
             raise ValueError(f"TrainConfig.translate_px must be an integer >= 0, "
                              f"got {self.translate_px!r}")
@@ -133,25 +142,59 @@ class TrainingInterrupted(SystemExit):
         self.checkpoint_path = checkpoint_path
 
 
-def augment_batch(x: torch.Tensor, gen: torch.Generator, max_shift: int = 4) -> torch.Tensor:
-    """Random horizontal flip (p=0.5) and translation by up to ``max_shift`` px in x and y.
+def augment_batch(x: torch.Tensor, gen: torch.Generator, max_shift: int = 4,
+                  kind: str = "translate") -> torch.Tensor:
+    """The authors' imgaug pipeline, ``SomeOf((0, None), [Fliplr(0.5), second])``, one draw per
+    example, as batched tensor ops.
 
-    One independent draw per example, uncovered pixels are zero (in normalised units, i.e. the
-    mean colour: the authors translate normalised images with zero fill). Pure tensor ops.
+    SomeOf draws how many of its two children an image gets, uniformly from {0, 1, 2} (one: each
+    with probability 1/2), so about 1/4 of the images are flipped and 1/2 get the second child
+    (their order does not matter in distribution: both children are symmetric). The second child
+    (``kind``): ``translate`` = ``Affine(translate_px=(-s, s))`` per axis (CIFAR-10; 80/81 of
+    those images move), uncovered pixels zero (in normalised units, i.e. the mean colour: the
+    authors translate normalised images with zero fill); ``crop-pad`` = ``CropAndPad(px=(-s, s))``
+    on each of the four sides independently (Tiny-ImageNet, s = 8; positive pads with zeros,
+    negative crops), resized back to the input size (bilinear; imgaug's default is cubic).
     """
+    if kind not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {kind!r}; valid: {', '.join(AUGMENTATIONS)}")
     b, _, h, w = x.shape
-    flip = torch.rand(b, generator=gen, device=x.device) < 0.5
+    dev = x.device
+    count = torch.randint(0, 3, (b,), generator=gen, device=dev)  # children applied: 0, 1, 2
+    first = torch.rand(b, generator=gen, device=dev) < 0.5  # which one, when only one
+    chose_flip = (count == 2) | ((count == 1) & first)
+    chose_second = (count == 2) | ((count == 1) & ~first)
+    flip = chose_flip & (torch.rand(b, generator=gen, device=dev) < 0.5)
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    if max_shift == 0:
-        return x
     s = max_shift
-    shift = torch.randint(-s, s + 1, (2, b), generator=gen, device=x.device)
-    padded = F.pad(x, (s, s, s, s))
-    rows = torch.arange(s, s + h, device=x.device)[None, :] - shift[0][:, None]  # (b, h)
-    cols = torch.arange(s, s + w, device=x.device)[None, :] - shift[1][:, None]  # (b, w)
-    idx = torch.arange(b, device=x.device)[:, None, None]
-    out = padded[idx, :, rows[:, :, None], cols[:, None, :]]  # (b, h, w, c)
-    return out.permute(0, 3, 1, 2).contiguous()
+    if s == 0:
+        return x
+    if kind == "translate":
+        shift = torch.randint(-s, s + 1, (2, b), generator=gen, device=dev) * chose_second
+        padded = F.pad(x, (s, s, s, s))
+        rows = torch.arange(s, s + h, device=dev)[None, :] - shift[0][:, None]  # (b, h)
+        cols = torch.arange(s, s + w, device=dev)[None, :] - shift[1][:, None]  # (b, w)
+        idx = torch.arange(b, device=dev)[:, None, None]
+        out = padded[idx, :, rows[:, :, None], cols[:, None, :]]  # (b, h, w, c)
+        return out.permute(0, 3, 1, 2).contiguous()
+    sides = torch.randint(-s, s + 1, (4, b), generator=gen, device=dev) * chose_second
+    return torch.where(chose_second[:, None, None, None], crop_pad(x, sides), x)
+
+
+def crop_pad(x: torch.Tensor, sides: torch.Tensor) -> torch.Tensor:
+    """imgaug's ``CropAndPad`` with ``keep_size``: ``sides`` ``[4, B]`` = top, right, bottom, left
+    in px per example (positive pads with zeros, negative crops), then resized back to the input
+    size (bilinear, half-pixel centres). The new image spans ``[-top, h + bottom] x [-left, w +
+    right]`` of the old one in pixel-edge coordinates: one sampling grid per example."""
+    b, _, h, w = x.shape
+    top, right, bottom, left = sides.to(x.dtype)
+    i = (torch.arange(h, device=x.device, dtype=x.dtype) + 0.5) / h  # output centres in (0, 1)
+    j = (torch.arange(w, device=x.device, dtype=x.dtype) + 0.5) / w
+    ys = -top[:, None] + i[None, :] * (h + top + bottom)[:, None]  # (b, h) source rows, edges
+    xs = -left[:, None] + j[None, :] * (w + left + right)[:, None]  # (b, w)
+    grid = torch.stack(torch.broadcast_tensors(
+        (2 * xs / w - 1)[:, None, :], (2 * ys / h - 1)[:, :, None]), dim=-1)  # (b, h, w, 2)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 @torch.no_grad()
@@ -331,7 +374,7 @@ def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfi
             pos += cfg.batch_size
             x = data.normalize(xtr.index_select(0, idx))  # = xtr[idx], several x faster on CPU
             if cfg.augment:
-                x = augment_batch(x, gen, cfg.translate_px)
+                x = augment_batch(x, gen, cfg.translate_px, cfg.augmentation)
             if cfg.lr_at(it) != lr_now:
                 lr_now = cfg.lr_at(it)
                 for group in opt.param_groups:
