@@ -298,6 +298,7 @@ _QUANTITY_LABELS = {
     "os": "OS",
     "delta": "Δ unsup. − sup.",
     "error_paper_protocol": "error %",
+    "error_paper_protocol_reinit": "error % (VS-L init)",
     "error_paper_protocol_sup": "error % sup.",
     "error_paper_protocol_unsup": "error % unsup.",
     "error_paper_protocol_rand": "error % rand",

@@ -1,0 +1,49 @@
+"""docs/reproduction pages are generated from the workflow's CSVs, with the report's verdicts."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from spp import evidence
+from spp import summary as S
+
+
+def _table(tmp_path):
+    df = pd.DataFrame({
+        "preset": ["mnist", "mnist"], "init": ["SG (gamma=1e-04)", "SG (gamma=1e+00)"],
+        "gamma": [1e-4, 1.0],
+        "error_paper_protocol_mean": [2.7, 85.0], "error_paper_protocol_std": [0.1, 1.0],
+        "error_paper_protocol_n": [3, 3], "paper_error_paper_protocol": [2.66, 90.2],
+        "error_mean": [2.9, 86.0], "error_std": [0.1, 1.0], "error_n": [3, 3],
+        "error_paper_protocol_reinit_mean": [math.nan, math.nan],
+        "error_paper_protocol_reinit_std": [math.nan, math.nan],
+        "error_paper_protocol_reinit_n": [0, 0],
+        "paper_error_paper_protocol_reinit": [2.66, 90.2],
+    })
+    (tmp_path / "results" / "tables").mkdir(parents=True)
+    df.to_csv(tmp_path / "results" / "tables" / "table1.csv", index=False)
+    return df
+
+
+def test_pages_carry_the_reports_verdicts_and_provenance(tmp_path, repo_root):
+    df = _table(tmp_path)
+    out = tmp_path / "docs"
+    summary = evidence.write_evidence(tmp_path / "results", out, ["table1"], command="snakemake x",
+                                      wall={"table1": "5 min"}, repo=repo_root, seeds="3")
+    expected = S.summarize({"table1": df}, evidence.default_tolerances(), comparable=True)
+    assert list(summary["verdict"]) == list(expected["verdict"])
+    assert list(summary["verdict"]) == [S.REPRODUCED, S.NOT_REPRODUCED, S.NOT_RUN, S.NOT_RUN]
+    page = (out / "table1.md").read_text()
+    assert "`snakemake x`" in page and "5 min" in page and "git " in page
+    assert "reproduced 1, not reproduced 1, not run 2" in page
+    assert "| SG (gamma=1e+00) | error % | 85.00 ± 1.00 (n=3) | 90.20 | -5.20 | **no** |" in page
+    copied = pd.read_csv(out / "table1.csv")
+    assert copied.equals(pd.read_csv(tmp_path / "results" / "tables" / "table1.csv"))
+
+
+def test_a_table_not_built_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="table4"):
+        evidence.write_evidence(tmp_path, tmp_path / "out", ["table4"], command="c", wall={},
+                                repo=tmp_path)

@@ -1,0 +1,121 @@
+"""The committed evidence: a workflow run's table CSVs -> docs/reproduction/ pages with verdicts.
+
+A reader of the repository should see, without running anything, what reproduced: for each
+table a Markdown page with ours (mean ± std, n) beside the paper and the verdict of every value,
+under the same rule and tolerances the HTML report uses (``spp.summary``), plus how it was made
+(commit, command, machine, wall time). The pages are generated from the CSVs, never edited by
+hand, so a rerun after a change regenerates them:
+
+    python -m spp.evidence results/mnist docs/reproduction/lee2020-mnist --tables table1 \\
+        --command "snakemake ..." --wall table1="47 min" --repo .
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from spp import summary as S
+from spp.provenance import device_summary, git_commit, package_versions
+
+SCHEMA = Path(__file__).resolve().parents[2] / "config" / "config.schema.yaml"
+
+TITLES = {
+    "table1": "Table 1: Jacobian singular values, sparsity per layer and error, 7-layer tanh MLP",
+    "table4": "Table 4: unsupervised pruning of K-layer MLPs on MNIST",
+    "table5": "Table 5: transfer of sparsity, LeNet-300-100",
+    "figure3": "Figure 3: architecture sculpting",
+}
+
+_MARK = {S.REPRODUCED: "yes", S.NOT_REPRODUCED: "**no**", S.NOT_RUN: "not run",
+         S.NOT_COMPARABLE: "not comparable"}
+
+
+def default_tolerances(schema: str | Path = SCHEMA) -> dict:
+    """The summary's tolerances as the config schema defines them (the report's default)."""
+    spec = yaml.safe_load(Path(schema).read_text())
+    tol = spec["properties"]["figures"]["properties"]["summary"]["properties"]["tolerances"]
+    return dict(tol["default"])
+
+
+def table_page(name: str, summary: pd.DataFrame, about: Sequence[tuple[str, str]],
+               rule: str) -> str:
+    """One table's page: provenance, verdict counts, then every compared value."""
+    rows = summary[summary["table"] == name]
+    cells = list(dict.fromkeys(rows["cell"]))  # table order; a cell's quantities together
+    rows = rows.assign(_c=[cells.index(c) for c in rows["cell"]]).sort_values("_c", kind="stable")
+    counts = S.verdict_counts(rows)
+    lines = [f"# {TITLES.get(name, name)}: paper versus this workflow", ""]
+    lines += [f"- **{label}**: {text}" for label, text in about]
+    lines += ["", "**Verdicts**: " + ", ".join(f"{v} {c}" for v, c in counts.items() if c), "",
+              f"Rule: {rule}", "",
+              "| cell | quantity | ours (mean ± std, n) | paper | ours − paper | reproduced |",
+              "|---|---|---|---|---|---|"]
+    for r in rows.itertuples():
+        lines.append(
+            f"| {r.cell} | {S.quantity_label(r.quantity)} | {S.fmt_mean_std(r.mean, r.std, r.n)} "
+            f"| {S.fmt_value(r.paper)} | {S.fmt_value(r.diff)} | {_MARK[r.verdict]} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_evidence(results: str | Path, out: str | Path, tables: Sequence[str], *, command: str,
+                   wall: Mapping[str, str], repo: str | Path, seeds: str = "",
+                   tolerances: Mapping | None = None) -> pd.DataFrame:
+    """Copy each table's CSV into ``out`` and write its page; returns the summary rows."""
+    results, out = Path(results), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    frames = {}
+    for t in tables:
+        src = results / "tables" / f"{t}.csv"
+        if not src.is_file():
+            raise FileNotFoundError(f"{src}: table {t} has not been built; run the workflow "
+                                    "for it first (its target is results/<preset>/tables/"
+                                    f"{t}.csv)")
+        frames[t] = pd.read_csv(src)
+        shutil.copyfile(src, out / f"{t}.csv")
+    tolerances = dict(tolerances or default_tolerances())
+    summary = S.rows_in_order(S.summarize(frames, tolerances, comparable=True), list(frames))
+    rule = S.rule_text(tolerances)
+    dev = device_summary()
+    versions = package_versions(("torch", "snakemake"))
+    machine = (f"{dev['cpu']}, {dev['cores']} cores" + (f", {', '.join(dev['gpus'])}"
+               if dev["gpus"] else ", no GPU") + f"; python {versions['python']}, torch "
+               f"{versions['torch']}, snakemake {versions['snakemake']}")
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    for t in tables:
+        about = [("produced by", f"{git_commit(repo)}, {date}"), ("command", f"`{command}`"),
+                 ("machine", machine), ("wall time", wall.get(t, "not recorded"))]
+        if seeds:
+            about.append(("seeds", seeds))
+        about.append(("data", f"[{t}.csv]({t}.csv), the workflow's own table"))
+        (out / f"{t}.md").write_text(table_page(t, summary, about, rule))
+    summary.to_csv(out / "verdicts.csv", index=False)
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", help="results/<preset> folder of the run")
+    ap.add_argument("out", help="folder for the pages, e.g. docs/reproduction/lee2020-mnist")
+    ap.add_argument("--tables", nargs="+", required=True)
+    ap.add_argument("--command", required=True, help="the exact command that made the tables")
+    ap.add_argument("--wall", nargs="*", default=[], metavar="TABLE=TIME",
+                    help="measured wall time per table, e.g. table1='47 min'")
+    ap.add_argument("--seeds", default="", help="seed count, said on each page")
+    ap.add_argument("--repo", default=".", help="the checkout that ran it (for its commit)")
+    a = ap.parse_args(argv)
+    wall = dict(w.split("=", 1) for w in a.wall)
+    summary = write_evidence(a.results, a.out, a.tables, command=a.command, wall=wall,
+                             repo=a.repo, seeds=a.seeds)
+    for t in a.tables:
+        print(t, S.verdict_counts(summary[summary["table"] == t]))
+
+
+if __name__ == "__main__":
+    main()
