@@ -229,6 +229,25 @@ def test_train_stacked_resumes_to_the_same_result(tmp_path):
             assert torch.equal(pa, pb), n
 
 
+def test_train_stacked_discards_a_checkpoint_of_other_masks(tmp_path):
+    data = _data(n_train=300, n_eval=100)
+    seeds = [3, 4]
+    cfg = TrainConfig(iterations=60, batch_size=40, eval_every=30, log_every=20,
+                      checkpoint_every=30)
+    ckpt = tmp_path / "group.ckpt"
+    old = _models("mlp-4-tanh", (1, 8, 8), seeds)
+    train_stacked(old, _masks(old[0], [1, 2]), data, cfg, seeds, checkpoint_path=ckpt,
+                  log=lambda _: None)
+    new_masks = _masks(old[0], [0, 1, 2])[1:]  # the upstream mask stage rebuilt: other masks
+    lines = []
+    got = train_stacked(_models("mlp-4-tanh", (1, 8, 8), seeds), new_masks, data, cfg, seeds,
+                        checkpoint_path=ckpt, log=lines.append)
+    assert lines[0].startswith("[train] discarding checkpoint")
+    want = train_stacked(_models("mlp-4-tanh", (1, 8, 8), seeds), new_masks, data, cfg, seeds,
+                         log=lambda _: None)
+    assert [r.history for r in got] == [r.history for r in want]
+
+
 def test_bad_input_is_refused():
     data = _data(n_train=100, n_eval=20)
     cfg = TrainConfig(iterations=1, batch_size=10)

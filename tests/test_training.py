@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import itertools
 import os
 import random
@@ -12,6 +14,7 @@ import sys
 import textwrap
 
 import pytest
+import spp
 import torch
 from spp import data
 from spp.training import (
@@ -313,7 +316,42 @@ def test_complete_checkpoint_returns_the_stored_result(mnist, tmp_path):
     m1 = small_mlp()
     r1 = train(m1, None, mnist, cfg, "cpu", checkpoint_path=tmp_path / "c.ckpt", log=quiet)
     assert (tmp_path / "c.ckpt").exists()  # left for the caller to remove after its outputs
-    m2 = small_mlp(seed=9)
+    m2 = small_mlp()
     r2 = train(m2, None, mnist, cfg, "cpu", checkpoint_path=tmp_path / "c.ckpt", log=quiet)
     assert r2.summary == r1.summary and r2.history == r1.history
     assert torch.equal(m1[1].weight, m2[1].weight)
+
+
+@pytest.mark.parametrize("change", ["init", "mask", "data"])
+def test_a_checkpoint_of_other_inputs_is_discarded_and_said_so(mnist, tmp_path, change):
+    """Issue: an upstream change (a rebuilt score and mask) resumed weights trained under the old
+    mask. The checkpoint records what it trained from; other inputs mean a fresh start."""
+    cfg = TrainConfig(iterations=30, batch_size=50, eval_every=10, checkpoint_every=10)
+    ckpt = tmp_path / "c.ckpt"
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_20(line):
+        if "[eval] iter 20 " in line:
+            raise Stop
+
+    with pytest.raises(Stop):  # interrupted after its checkpoint at 10
+        train(small_mlp(), None, mnist, cfg, "cpu", checkpoint_path=ckpt, log=stop_at_20)
+    assert ckpt.exists()
+    model, mask, data = small_mlp(), None, mnist
+    if change == "init":
+        model = small_mlp(seed=9)
+    elif change == "mask":
+        mask = spp.global_mask(spp.score(model, "random", seed=0), 0.5)
+    else:
+        data = dataclasses.replace(mnist, y={**mnist.y, "train": mnist.y["train"].flip(0)})
+    fresh_model = copy.deepcopy(model)
+    lines = []
+    got = train(model, mask, data, cfg, "cpu", checkpoint_path=ckpt, log=lines.append)
+    assert lines[0].startswith(f"[train] discarding checkpoint {ckpt}: it was trained from other")
+    assert not any("resumed" in line for line in lines)
+    if mask is not None:
+        spp.apply_mask(fresh_model, mask)
+    want = train(fresh_model, mask, data, cfg, "cpu", log=quiet)
+    assert got.summary == want.summary and got.history == want.history

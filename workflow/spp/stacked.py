@@ -387,8 +387,10 @@ def train_stacked(
         TrainResult,
         _SigtermFlag,
         augment_batch,
+        inputs_fingerprint,
         on_device,
         param_groups,
+        stale_checkpoint,
         summarize,
     )
 
@@ -408,6 +410,9 @@ def train_stacked(
     num = len(models)
     stacked = stack_models(models, device)
     _set_masks(models, masks, stacked, device)
+    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
+    fingerprint = (inputs_fingerprint([m.state_dict() for m in models], masks, data)
+                   if ckpt else "")
     # Stacked SGD == per-seed SGD: every operation of torch.optim.SGD is elementwise. The fused
     # kernel does weight decay, momentum and update in one pass (bit-identical to the default
     # implementation in our checks, 6x faster on CPU for these tensors).
@@ -437,7 +442,6 @@ def train_stacked(
     loss_n = log_n = 0
 
     frozen: dict[int, dict] = {}  # weights of diverged seeds as train() would leave them
-    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
     saved_at = -1
     fmt = "spp-stacked-checkpoint/1"
     ref_cfg = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("log_every", "seed")}
@@ -449,6 +453,7 @@ def train_stacked(
         saved_at = it
         save_atomic({
             "format": fmt, "config": ref_cfg, "seeds": seeds, "iteration": it,
+            "inputs": fingerprint,
             "params": {k: v.detach() for k, v in stacked.params.items()},
             "buffers": stacked.buffers, "optimizer": opt.state_dict(),
             "generators": [g.get_state() for g in gens], "perms": perms, "pos": pos,
@@ -457,8 +462,12 @@ def train_stacked(
             "frozen": frozen,
         }, ckpt)
 
+    state = None
     if ckpt is not None and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=True)
+        if state.get("format") == fmt and stale_checkpoint(state, fingerprint, ckpt, log):
+            state = None
+    if state is not None:
         if state.get("format") != fmt:
             raise ValueError(f"{ckpt}: not a stacked training checkpoint; delete it to start "
                              "afresh")
@@ -568,6 +577,8 @@ def train_stacked(
                 save_checkpoint()
             if sigterm.raised:
                 save_checkpoint()
+                log(f"[train-stacked] SIGTERM: checkpoint written at iteration {it} to {ckpt}; "
+                    f"exiting with status {TrainingInterrupted(it, None).code}, rerun to resume")
                 raise TrainingInterrupted(it, str(ckpt) if ckpt else None)
         save_checkpoint()
 

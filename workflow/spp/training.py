@@ -36,11 +36,12 @@ once the run's outputs are written (e.g. ``Path(ckpt).unlink(missing_ok=True)``)
 
 from __future__ import annotations
 
+import hashlib
 import math
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -261,6 +262,42 @@ class _SigtermFlag:
             signal.signal(signal.SIGTERM, self._prev if self._prev is not None else signal.SIG_DFL)
 
 
+def inputs_fingerprint(states: Sequence[dict], masks: Sequence[dict | None],
+                       data: DataSplits) -> str:
+    """A content digest of what a run trains from: the starting weights, the masks and the data.
+
+    Stored in every checkpoint: a checkpoint whose inputs changed since (a rebuilt init, mask or
+    dataset upstream) is discarded, not resumed. Taken when checkpointing is on; it hashes the
+    tensors' bytes (the MNIST split: ~0.1 s).
+    """
+    h = hashlib.sha256()
+
+    def add(name: str, t: torch.Tensor) -> None:
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+
+    for i, (state, mask) in enumerate(zip(states, masks, strict=True)):
+        for k, v in state.items():
+            add(f"{i}.w.{k}", v)
+        for k, v in (mask or {}).items():
+            add(f"{i}.m.{k}", v.to(torch.uint8))
+    for split in sorted(data.x):
+        add(f"x.{split}", data.x[split])
+        add(f"y.{split}", data.y[split])
+    return h.hexdigest()
+
+
+def stale_checkpoint(state: dict, fingerprint: str, ckpt: Path, log: Callable[[str], None]) -> bool:
+    """True (and said in the log) when a checkpoint was trained from other inputs; the caller
+    then starts afresh. Shared by train() and spp.stacked.train_stacked()."""
+    if state.get("inputs") == fingerprint:
+        return False
+    log(f"[train] discarding checkpoint {ckpt}: it was trained from other inputs (the init, "
+        "mask or data changed since it was written); starting afresh")
+    return True
+
+
 def param_groups(named: dict[str, torch.Tensor], decayed: set[str], cfg: TrainConfig) -> list:
     """SGD parameter groups: weight decay on the ``decayed`` names (the model's linear and conv
     weights and biases), none on the rest (batch norm), unless ``cfg.weight_decay_on == "all"``.
@@ -292,7 +329,8 @@ def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfi
     ``fast``: an ``spp.fastpath.FastPath`` (bf16 autocast, channels-last, cuDNN autotuning/TF32,
     torch.compile) for CUDA; ignored on CPU, where results stay bit-identical.
 
-    Resumes from ``checkpoint_path`` when that file exists (its config must match ``cfg``).
+    Resumes from ``checkpoint_path`` when that file exists (its config must match ``cfg``, and
+    it must have been trained from the same weights, mask and data: ``inputs_fingerprint``).
     """
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
@@ -301,6 +339,8 @@ def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfi
     prepare_model(model, device, fast).train()  # .to(device), channels-last on CUDA if asked
     step_model = compile_model(model, device, fast)  # the model itself unless compiling on CUDA
     masked_params, mask_values = _mask_tensors(model, mask, device)
+    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
+    fingerprint = inputs_fingerprint([model.state_dict()], [mask], data) if ckpt else ""
     decayed = set(prunable_parameters(model))
     opt = torch.optim.SGD(param_groups(dict(model.named_parameters()), decayed, cfg), lr=cfg.lr,
                           momentum=cfg.momentum, **sgd_options(device))
@@ -315,7 +355,6 @@ def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfi
     log_sum = torch.zeros((), device=device)
     log_n = 0
 
-    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
     saved_at = -1
 
     def save_checkpoint():
@@ -326,6 +365,7 @@ def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfi
         save_atomic({
             "format": CHECKPOINT_FORMAT,
             "config": asdict(cfg),
+            "inputs": fingerprint,
             "iteration": it,
             "model": model.state_dict(),
             "optimizer": opt.state_dict(),
@@ -342,8 +382,13 @@ def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfi
             "diverged": diverged,
         }, ckpt)
 
+    state = None
     if ckpt is not None and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=True)
+        if state.get("format") == CHECKPOINT_FORMAT and stale_checkpoint(state, fingerprint,
+                                                                          ckpt, log):
+            state = None
+    if state is not None:
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{ckpt}: not a training checkpoint; delete it to start afresh")
         ours = {k: v for k, v in asdict(cfg).items() if k not in _COSMETIC}
