@@ -163,3 +163,23 @@ def test_every_paper_cell_is_produced_by_the_paper_preset():
     missing = {(t, r, c) for t, r, c in zip(paper.table, paper.row, paper.col, strict=True)
                if (t, r, c) not in keys}
     assert not missing
+
+
+def test_diverged_seeds_are_counted_shown_and_get_their_own_verdict(tmp_path):
+    """Issue: 2 of 4 seeds diverged and the table said `62.00 +- 2.26 (n=2)`, no word of it."""
+    from spp import summary as S
+
+    run = None
+    for s, (err, div) in enumerate([(60.4, False), (63.6, False), (None, True), (None, True)]):
+        run = write_seed(tmp_path, s, 0.0, 0.0)
+        (tmp_path / "train" / f"seed{s}" / "metrics.json").write_text(json.dumps(
+            {"error": err, "error_paper_protocol": err, "final_error": err, "diverged": div}))
+    run["seeds"] = [0, 1, 2, 3]
+    rows = [{"keys": {"loss": "GT", "supervised": True, "K": 7},
+             "paper_key": ["GT", "K=7"], "runs": {"main": run}}]
+    df = A.build_table("table4", rows, A.load_paper(PAPER), preset="test")
+    assert df.iloc[0]["diverged_n"] == 2 and df.iloc[0]["error_paper_protocol_n"] == 2
+    assert "(n=2; 2 diverged)" in A.to_markdown(df)
+    summary = S.summarize({"table4": df}, {"error*": {"abs": 0.5}}, comparable=True)
+    assert set(summary["verdict"]) == {S.DIVERGED}
+    assert "2 diverged" in S.summary_html(summary, "test", True, "rule")

@@ -75,7 +75,21 @@ def seed_metrics(signal: dict | None, train: dict | None) -> dict[str, float]:
         for key in ("error", "error_paper_protocol", "final_error"):
             if key in train and train[key] is not None:
                 out[key] = float(train[key])
+        out["diverged"] = float(bool(train.get("diverged", False)))
     return out
+
+
+def role_of(quantity: str) -> str:
+    """The run role a quantity comes from: its suffix (``_reinit``, ``_sup``, ...) or main."""
+    for role in ("reinit", "unsup", "sup", "rand"):
+        if quantity.endswith(f"_{role}"):
+            return role
+    return "main"
+
+
+def diverged_column(role: str) -> str:
+    """Column counting a role's diverged seeds (ends in ``_n``: a count, not a cell label)."""
+    return "diverged_n" if role == "main" else f"diverged_{role}_n"
 
 
 def read_run(run: dict) -> dict[int, dict[str, float]]:
@@ -175,6 +189,10 @@ def build_table(table: str, rows: list[dict], paper: pd.DataFrame | None = None,
         per_q = row_quantities(table, runs)
         pv = paper_values(paper, table, row["paper_key"]) if paper is not None else {}
         rec = {"preset": preset, **row["keys"]}
+        for role, seeds in runs.items():  # seeds whose loss became NaN/inf: counted, shown
+            if role != "init" and row["runs"][role].get("train"):
+                rec[diverged_column(role)] = int(sum(m.get("diverged", 0.0) for m in
+                                                     seeds.values()))
         for q in _ordered(table, list(per_q)):
             mean, std, n = stats(per_q.get(q, []))
             rec[f"{q}_mean"], rec[f"{q}_std"], rec[f"{q}_n"] = mean, std, n
@@ -210,14 +228,25 @@ def _num(x: float, q: str) -> str:
     return f"{x:.2f}"
 
 
+def diverged_seeds(row: pd.Series, q: str) -> int:
+    """How many seeds of the run behind quantity ``q`` diverged (0 for signal quantities)."""
+    if not (q.startswith("error") or q == "delta"):
+        return 0
+    roles = ("sup", "unsup") if q == "delta" else (role_of(q),)
+    return int(sum(row.get(diverged_column(r), 0) or 0 for r in roles
+                   if not pd.isna(row.get(diverged_column(r), 0))))
+
+
 def cell_text(row: pd.Series, q: str) -> str:
     mean, std, n = row.get(f"{q}_mean"), row.get(f"{q}_std"), row.get(f"{q}_n")
+    div = diverged_seeds(row, q)
+    tail = f"; {div} diverged" if div else ""
     if n is None or n == 0 or (isinstance(n, float) and math.isnan(n)):
-        return "not run"
+        return f"diverged ({div} seeds)" if div else "not run"
     s = _num(mean, q)
     if std is not None and not (isinstance(std, float) and math.isnan(std)):
         s += f" ± {_num(std, q)}"
-    return f"{s} (n={int(n)})"
+    return f"{s} (n={int(n)}{tail})"
 
 
 def display_frame(df: pd.DataFrame) -> pd.DataFrame:

@@ -33,7 +33,8 @@ TITLES = {
     "figure3": "Figure 3: architecture sculpting",
 }
 
-_MARK = {S.REPRODUCED: "yes", S.NOT_REPRODUCED: "**no**", S.NOT_RUN: "not run",
+_MARK = {S.REPRODUCED: "yes", S.NOT_REPRODUCED: "**no**", S.DIVERGED: "**diverged**",
+         S.NOT_RUN: "not run",
          S.NOT_COMPARABLE: "not comparable"}
 
 
@@ -58,9 +59,9 @@ def table_page(name: str, summary: pd.DataFrame, about: Sequence[tuple[str, str]
               "| cell | quantity | ours (mean ± std, n) | paper | ours − paper | reproduced |",
               "|---|---|---|---|---|---|"]
     for r in rows.itertuples():
-        lines.append(
-            f"| {r.cell} | {S.quantity_label(r.quantity)} | {S.fmt_mean_std(r.mean, r.std, r.n)} "
-            f"| {S.fmt_value(r.paper)} | {S.fmt_value(r.diff)} | {_MARK[r.verdict]} |")
+        ours = S.fmt_mean_std(r.mean, r.std, r.n, r.diverged)
+        lines.append(f"| {r.cell} | {S.quantity_label(r.quantity)} | {ours} "
+                     f"| {S.fmt_value(r.paper)} | {S.fmt_value(r.diff)} | {_MARK[r.verdict]} |")
     return "\n".join(lines) + "\n"
 
 

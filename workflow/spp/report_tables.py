@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from spp.aggregate import diverged_seeds
 from spp.summary import fmt_value
 
 
@@ -176,6 +177,7 @@ def paper_layout_html(
         mean = r.get(f"{q}_mean")
         std, n = r.get(f"{q}_std"), r.get(f"{q}_n")
         paper = r.get(f"paper_{q}")
+        div = diverged_seeds(r, q)
         if _is_num(mean) and _is_num(n) and n > 0:
             ours = html.escape(fmt_value(mean))
             if best.get((gk, q, "ours")) == mean:
@@ -183,9 +185,12 @@ def paper_layout_html(
             sd = f" ± {_std_text(mean, std)}" if _is_num(std) else ""
             if same_n is None:
                 sd += f" (n={int(n)})"
+            if div:
+                sd += f" ({div} diverged)"
             ours_html = f'<span class="ours">{ours}<span class="sd">{sd}</span></span>'
         else:
-            ours_html = '<span class="ours sd">not run</span>'
+            text = f"diverged ({div} seeds)" if div else "not run"
+            ours_html = f'<span class="ours sd">{text}</span>'
         if _is_num(paper):
             p = html.escape(fmt_value(paper))
             if best.get((gk, q, "paper")) == paper:

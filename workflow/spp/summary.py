@@ -9,6 +9,8 @@ CSVs (one row per cell of a paper table; for each quantity ``q`` the columns ``q
   relative (``rel``, a fraction of the paper's value) or in orders of magnitude (``log10``, for
   Jacobian statistics spanning 1e-7 ... 1e11);
 - ``not reproduced``: outside that band;
+- ``diverged``: at least one seed of the run behind an error diverged (its loss became NaN or
+  inf); the mean over the others is shown, never called a reproduction;
 - ``not run``: no measurement (missing, or n = 0);
 - ``not comparable``: measured, but by a preset that does not follow the paper's protocol (the
   quick preset). Its numbers are shown, never called a reproduction.
@@ -25,14 +27,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from spp.aggregate import diverged_seeds
+
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
 NOT_RUN = "not run"
 NOT_COMPARABLE = "not comparable"
-VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_RUN, NOT_COMPARABLE)
+DIVERGED = "diverged"
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, DIVERGED, NOT_RUN, NOT_COMPARABLE)
 
 SUMMARY_COLUMNS = (
-    "table", "cell", "quantity", "paper", "mean", "std", "n", "diff", "tolerance", "verdict",
+    "table", "cell", "quantity", "paper", "mean", "std", "n", "diverged", "diff", "tolerance",
+    "verdict",
 )  # fmt: skip
 
 
@@ -172,6 +178,9 @@ def summarize(
                 std = row.get(f"{q}_std", float("nan"))
                 n = _seed_count(row, q)
                 v = verdict(paper, mean, std, n, tol, comparable)
+                div = diverged_seeds(row, q)
+                if div and v != NOT_COMPARABLE:
+                    v = DIVERGED
                 diff = float(mean) - float(paper) if v != NOT_RUN else float("nan")
                 if math.isinf(paper) and not pd.isna(mean) and mean == paper:
                     diff = 0.0
@@ -184,6 +193,7 @@ def summarize(
                         "mean": float(mean) if not pd.isna(mean) else float("nan"),
                         "std": float(std) if not pd.isna(std) else float("nan"),
                         "n": n,
+                        "diverged": div,
                         "diff": diff,
                         "tolerance": f"2 SE or {tol.describe()}",
                         "verdict": v,
@@ -212,20 +222,22 @@ def fmt_value(x: float) -> str:
     return f"{x:.2f}"
 
 
-def fmt_mean_std(mean: float, std: float, n: float) -> str:
+def fmt_mean_std(mean: float, std: float, n: float, diverged: float = 0) -> str:
+    div = int(diverged) if diverged is not None and not pd.isna(diverged) else 0
     if mean is None or pd.isna(mean):
-        return "not run"
+        return f"diverged ({div} seeds)" if div else "not run"
     text = fmt_value(mean)
     if n is not None and not pd.isna(n) and n > 1 and not pd.isna(std):
         text += f" ± {fmt_value(std)}"
     if n is not None and not pd.isna(n):
-        text += f" (n={int(n)})"
+        text += f" (n={int(n)}" + (f"; {div} diverged)" if div else ")")
     return text
 
 
 _VERDICT_CLASS = {
     REPRODUCED: "spp-ok",
     NOT_REPRODUCED: "spp-bad",
+    DIVERGED: "spp-bad",
     NOT_RUN: "spp-na",
     NOT_COMPARABLE: "spp-na",
 }
@@ -283,7 +295,7 @@ def summary_html(
             f"{html.escape(quantity_label(str(r['quantity'])))}</td>"
             f'<td class="l {_VERDICT_CLASS[r["verdict"]]}">{r["verdict"]}</td>'
             f"<td>{fmt_value(r['paper'])}</td>"
-            f"<td>{fmt_mean_std(r['mean'], r['std'], r['n'])}</td>"
+            f"<td>{fmt_mean_std(r['mean'], r['std'], r['n'], r.get('diverged', 0))}</td>"
             f"<td>{diff}</td>"
             "</tr>"
         )
@@ -319,7 +331,7 @@ def rule_text(tolerances: Mapping[str, Mapping | Tolerance]) -> str:
     per = "; ".join(f"{p}: {tolerance_for(p, tolerances).describe()}" for p in tolerances)
     return (
         "reproduced when |ours − paper| ≤ max(2 standard errors of our mean, tolerance); "
-        f"tolerances by quantity: {per}."
+        f"tolerances by quantity: {per}; diverged when a seed of the run diverged."
     )
 
 
