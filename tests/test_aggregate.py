@@ -29,7 +29,8 @@ def write_seed(root: Path, seed: int, error: float, paper_error: float, jsv=None
         (sig / f"seed{seed}.json").write_text(json.dumps(record))
     (train / f"seed{seed}").mkdir(parents=True, exist_ok=True)
     (train / f"seed{seed}" / "metrics.json").write_text(json.dumps(
-        {"error": error, "error_paper_protocol": paper_error, "final_error": error + 1}))
+        {"error": error, "error_paper_protocol": paper_error, "final_error": error + 1,
+         "diverged": False}))
     return {"signal": str(sig) if jsv is not None else None, "train": str(train)}
 
 
@@ -98,9 +99,11 @@ def test_table5_delta_is_per_seed_unsupervised_minus_supervised(tmp_path):
 
 
 def test_missing_runs_are_not_run_not_zero(tmp_path):
+    """A run still in progress (strict=False): its cells are "not run", never zero."""
     run = {"signal": None, "train": str(tmp_path / "nothing"), "seeds": [0, 1]}
     rows = [{"keys": {"loss": "GT", "K": 3}, "paper_key": ["GT", "K=3"], "runs": {"main": run}}]
-    df = A.build_table("table4", rows, A.load_paper(PAPER))
+    df = A.build_table("table4", rows, A.load_paper(PAPER),
+                       reader=lambda r: A.read_run(r, strict=False))
     assert df.iloc[0]["error_paper_protocol_n"] == 0
     assert math.isnan(df.iloc[0]["error_paper_protocol_mean"])
     md = A.to_markdown(df, "T4", "quick preset")
@@ -183,3 +186,29 @@ def test_diverged_seeds_are_counted_shown_and_get_their_own_verdict(tmp_path):
     summary = S.summarize({"table4": df}, {"error*": {"abs": 0.5}}, comparable=True)
     assert set(summary["verdict"]) == {S.DIVERGED}
     assert "2 diverged" in S.summary_html(summary, "test", True, "rule")
+
+
+@pytest.mark.parametrize("content,match", [
+    ("{}", "'diverged' must be true or false"),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"error": 999, "error_paper_protocol": 1, "final_error": 1, "diverged": false}',
+     r"'error' must be a test error in \[0, 100\], got 999"),
+    ("{not json", "not valid JSON"),
+    (None, "is missing: seed 1 of this cell was expected"),
+])
+def test_a_damaged_or_missing_seed_file_is_named_with_the_fix(tmp_path, content, match):
+    """Issue: {}, [1, 2] or a missing file lowered n silently; {"error": 999} was averaged."""
+    run = None
+    for s in (0, 1):
+        run = write_seed(tmp_path, s, 3.0, 2.5)
+    bad = tmp_path / "train" / "seed1" / "metrics.json"
+    if content is None:
+        bad.unlink()
+    else:
+        bad.write_text(content)
+    run["seeds"] = [0, 1]
+    rows = [{"keys": {"loss": "GT", "K": 3}, "paper_key": ["GT", "K=3"], "runs": {"main": run}}]
+    with pytest.raises(ValueError, match=match) as err:
+        A.build_table("table4", rows, A.load_paper(PAPER))
+    message = str(err.value)
+    assert str(bad) in message and f"delete the folder {tmp_path / 'train'}" in message

@@ -103,6 +103,14 @@ def build(net: dict) -> torch.nn.Module:
 
 
 def load(path) -> dict:
+    """A per-seed tensor file of a stage folder; one missing is named with the fix (Snakemake
+    tracks the folder, so it cannot see a file deleted inside a finished one)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing from {path.parent}: a file was deleted inside a finished stage "
+            f"folder, which Snakemake cannot see. Delete the folder {path.parent} and rerun: "
+            "Snakemake rebuilds it and everything downstream")
     return torch.load(path, weights_only=True, map_location="cpu")
 
 

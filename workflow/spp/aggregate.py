@@ -54,8 +54,51 @@ TITLES = {
 
 
 def _load_json(path: Path) -> dict:
-    with open(path) as f:
-        return json.load(f)  # accepts Infinity / NaN, as written by json.dump
+    try:
+        with open(path) as f:
+            record = json.load(f)  # accepts Infinity / NaN, as written by json.dump
+    except ValueError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); "
+                         + _FIX.format(folder=_stage_folder(path))) from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(record).__name__}; "
+                         + _FIX.format(folder=_stage_folder(path)))
+    return record
+
+
+def _stage_folder(path: Path) -> Path:
+    """The output folder Snakemake tracks: a training cell's (above seed<k>/), or the file's."""
+    return path.parent.parent if path.name == "metrics.json" else path.parent
+
+
+_FIX = ("the per-seed files are written by the workflow, never by hand: delete the folder "
+        "{folder} and rerun, Snakemake rebuilds it")
+ERROR_KEYS = ("error", "error_paper_protocol", "final_error")
+
+
+def check_metrics(record: dict, path: Path) -> dict:
+    """A training summary as spp.training writes it: errors in [0, 100] (None only for a run
+    that diverged before its first evaluation), ``diverged`` a bool."""
+    problems = []
+    if not isinstance(record.get("diverged"), bool):
+        problems.append(f"'diverged' must be true or false, got {record.get('diverged')!r}")
+    for key in ERROR_KEYS:
+        v = record.get(key, "missing")
+        if v is None and record.get("diverged") is True:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 100:
+            problems.append(f"{key!r} must be a test error in [0, 100], got {v!r}")
+    if problems:
+        raise ValueError(f"{path}: {'; '.join(problems)}; "
+                         + _FIX.format(folder=_stage_folder(path)))
+    return record
+
+
+def check_signal(record: dict, path: Path) -> dict:
+    if not isinstance(record.get("jacobian", {}), dict):
+        raise ValueError(f"{path}: 'jacobian' must be an object; "
+                         + _FIX.format(folder=_stage_folder(path)))
+    return record
 
 
 def seed_metrics(signal: dict | None, train: dict | None) -> dict[str, float]:
@@ -92,16 +135,29 @@ def diverged_column(role: str) -> str:
     return "diverged_n" if role == "main" else f"diverged_{role}_n"
 
 
-def read_run(run: dict) -> dict[int, dict[str, float]]:
-    """Per-seed quantities of one run ({"signal": dir, "train": dir, "seeds": [...]})."""
+def read_run(run: dict, strict: bool = True) -> dict[int, dict[str, float]]:
+    """Per-seed quantities of one run ({"signal": dir, "train": dir, "seeds": [...]}).
+
+    Every expected seed's files must be there and well-formed, else a ValueError names the file
+    and the fix: a lost or damaged file never silently lowers n. ``strict=False`` (a table of a
+    run still in progress): missing files are cells "not run"; damaged ones still raise.
+    """
     per_seed = {}
     for seed in run["seeds"]:
         sig = Path(run["signal"]) / f"seed{seed}.json" if run.get("signal") else None
         met = Path(run["train"]) / f"seed{seed}" / "metrics.json" if run.get("train") else None
-        per_seed[int(seed)] = seed_metrics(
-            _load_json(sig) if sig is not None and sig.is_file() else None,
-            _load_json(met) if met is not None and met.is_file() else None,
-        )
+        records = []
+        for path, check in ((sig, check_signal), (met, check_metrics)):
+            if path is None:
+                records.append(None)
+            elif path.is_file():
+                records.append(check(_load_json(path), path))
+            elif strict:
+                raise ValueError(f"{path} is missing: seed {seed} of this cell was expected; "
+                                 + _FIX.format(folder=_stage_folder(path)))
+            else:
+                records.append(None)
+        per_seed[int(seed)] = seed_metrics(*records)
     return per_seed
 
 
