@@ -5,6 +5,7 @@
 import sys
 from pathlib import Path
 
+import yaml
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -19,6 +20,10 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 import spp  # noqa: E402
 import spp.data  # noqa: E402
 from spp import experiments as X  # noqa: E402
+
+# A custom preset must not inherit the quick preset's "smoke test" note.
+_QUICK = yaml.safe_load((Path(workflow.basedir) / "config" / "config.yaml").read_text())
+config["preset_note"] = X.preset_note(config, _QUICK["preset_note"])
 
 # Semantics the schema cannot see (architecture names, registries, folders), before any job.
 X.validate(

@@ -103,8 +103,11 @@ def test_shared_nets_appear_once(quick):
     inits = {n.stage_dir("R", "init") for n in nets}
     masks = {n.stage_dir("R", "mask") for n in nets}
     assert len(inits) < len(masks) < len(nets)  # shared work is one folder, built once
-    rand = [r["runs"]["rand"] for r in t["table5"] if r["keys"]["prune"] == "mnist"]
-    assert len({n.stage_dir("R", "score") for n in rand}) == 1
+    # random pruning is data-free: one mask and one training per training dataset, whatever
+    # dataset the row says it prunes on
+    rand = [r["runs"]["rand"] for r in t["table5"]]
+    assert len(rand) == 4
+    assert len({n.stage_dir("R", "score") for n in rand}) == 2
     assert len({n.stage_dir("R", "train") for n in rand}) == 2  # trained on MNIST and F-MNIST
 
 
@@ -179,3 +182,62 @@ def test_arch_family():
     for bad in ("resnet21", "mlp-7-gelu", "vgg19"):
         with pytest.raises(ValueError, match="valid"):
             X.arch_family(bad)
+
+
+def _quick_cfg():
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    schema_validate(cfg, str(REPO / "config" / "config.schema.yaml"))
+    return cfg
+
+
+def test_paper_values_only_for_the_papers_cells_and_titles_from_the_config():
+    """Issue: a relu Table 1 sat beside the paper's tanh numbers under a title saying tanh."""
+    from spp import aggregate as A
+
+    cfg = _quick_cfg()
+    assert all(r["paper_key"] for r in X.expand(cfg)["table1"])
+    cfg["table1"]["arch"] = "mlp-7-relu"
+    rows = X.expand(cfg)["table1"]
+    assert all(r["paper_key"] is None for r in rows)
+    empty = {"signal": None, "train": None, "seeds": []}
+    df = A.build_table("table1", [{"keys": r["keys"], "paper_key": r["paper_key"],
+                                   "runs": {"main": empty}} for r in rows],
+                       A.load_paper(REPO / "config" / "paper_results.csv"))
+    assert df[[c for c in df.columns if c.startswith("paper_")]].isna().all().all()
+    title = A.table_title("table1", cfg)
+    assert "mlp-7-relu" in title and "tanh" not in title and "90%" in title
+    cfg["table5"]["sparsity"] = 0.95
+    assert "95%" in A.table_title("table5", cfg)
+    assert all(r["paper_key"] is None for r in X.expand(cfg)["table5"])
+
+
+def test_a_custom_preset_does_not_inherit_the_quick_note():
+    quick = _quick_cfg()["preset_note"]
+    assert X.preset_note({"preset": "quick", "preset_note": quick}, quick) == quick
+    mine = X.preset_note({"preset": "mine", "preset_note": quick}, quick)
+    assert "mine" in mine and "smoke test" not in mine
+    assert X.preset_note({"preset": "mine", "preset_note": "my own"}, quick) == "my own"
+
+
+def test_a_sparsity_that_keeps_nothing_is_refused_before_any_job():
+    cfg = _quick_cfg()
+    cfg["table1"]["sparsity"] = 0.9999999
+    with pytest.raises(ValueError, match=r"table1.sparsity: 0.9999999 keeps 0 of the 130,010"):
+        X.validate(cfg, architectures=[], init_schemes=[], score_methods=[])
+
+
+def test_a_disconnecting_mask_is_flagged_in_its_table(tmp_path):
+    import json
+
+    from spp import aggregate as A
+
+    sig = tmp_path / "signal"
+    sig.mkdir()
+    for s, last in ((0, 1.0), (1, 0.5)):
+        (sig / f"seed{s}.json").write_text(json.dumps(
+            {"jacobian": {}, "layer_sparsity": {"l1": 0.9, "l2": last}}))
+    rows = [{"keys": {"init": "SG (gamma=1e+01)", "gamma": 10.0}, "paper_key": None,
+             "runs": {"main": {"signal": str(sig), "train": None, "seeds": [0, 1]}}}]
+    df = A.build_table("table1", rows)
+    assert df.iloc[0]["disconnected_n"] == 1
+    assert "1 seeds: a layer fully pruned" in A.to_markdown(df)

@@ -156,7 +156,8 @@ def table_rows(name):
             }
             for role, net in row["runs"].items()
         }
-        rows.append({"keys": row["keys"], "paper_key": list(row["paper_key"]), "runs": runs})
+        key = list(row["paper_key"]) if row["paper_key"] else None
+        rows.append({"keys": row["keys"], "paper_key": key, "runs": runs})
     return rows
 
 

@@ -12,7 +12,7 @@ log = start(snakemake)
 p = snakemake.params
 table = p.table
 df = A.build_table(table, p.rows, paper=A.load_paper(snakemake.input.paper), preset=p.preset)
-title = f"{A.TITLES[table]} [{p.preset} preset]"
+title = f"{A.table_title(table, snakemake.config)} [{p.preset} preset]"
 out = snakemake.output
 A.write_table(df, out.csv, out.md, out.html, title=title, note=p.note)
 if table == "figure3":

@@ -39,6 +39,27 @@ TABLE_QUANTITIES: dict[str, tuple[str, ...]] = {
     "figure3": ERRORS,
 }
 
+def _pct(x: float) -> str:
+    return f"{100 * float(x):.10g}%"
+
+
+def table_title(table: str, cfg: dict) -> str:
+    """The title of a table as the config that ran it says (``TITLES`` for the rest)."""
+    t = cfg.get(table, {})
+    if table == "table1":
+        return (f"Table 1: Jacobian singular values and pruned sparsity per layer, {t['arch']} on "
+                f"{t['dataset']}, SG(gamma) init, {_pct(t['sparsity'])} sparsity")
+    if table in ("table2", "table3"):
+        return TITLES[table].replace("90%", _pct(t["sparsity"]))
+    if table == "table4":
+        return (f"Table 4: unsupervised pruning of K-layer {t['activation']} MLPs on "
+                f"{t['dataset']}, {_pct(t['sparsity'])} sparsity, {t['init']} init")
+    if table == "table5":
+        return (f"Table 5: transfer of sparsity, {t['arch']}, {_pct(t['sparsity'])} sparsity, "
+                f"{t['init']} init")
+    return TITLES[table]
+
+
 TITLES = {
     "table1": "Table 1: Jacobian singular values and pruned sparsity per layer, 7-layer tanh MLP, "
               "SG(gamma) init, 90% sparsity",
@@ -243,8 +264,15 @@ def build_table(table: str, rows: list[dict], paper: pd.DataFrame | None = None,
     for row in rows:
         runs = {role: reader(run) for role, run in row["runs"].items()}
         per_q = row_quantities(table, runs)
-        pv = paper_values(paper, table, row["paper_key"]) if paper is not None else {}
+        key = row.get("paper_key")
+        pv = paper_values(paper, table, key) if paper is not None and key else {}
         rec = {"preset": preset, **row["keys"]}
+        main = runs.get("main", {})
+        if any(k.startswith("sparsity_l") for m in main.values() for k in m):
+            # a layer with every weight pruned cuts the signal path: the mask disconnects it
+            rec["disconnected_n"] = int(sum(
+                max((v for k, v in m.items() if k.startswith("sparsity_l")), default=0.0) >= 1.0
+                for m in main.values()))
         for role, seeds in runs.items():  # seeds whose loss became NaN/inf: counted, shown
             if role != "init" and row["runs"][role].get("train"):
                 rec[diverged_column(role)] = int(sum(m.get("diverged", 0.0) for m in
@@ -317,6 +345,9 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
         out[q] = [cell_text(r, q) for _, r in df.iterrows()]
         if f"paper_{q}" in df.columns and df[f"paper_{q}"].notna().any():
             out[f"paper {q}"] = [_num(v, q) for v in df[f"paper_{q}"]]
+    if "disconnected_n" in df.columns and (df["disconnected_n"].fillna(0) > 0).any():
+        out["disconnected"] = [f"{int(v)} seeds: a layer fully pruned" if v else "no"
+                               for v in df["disconnected_n"].fillna(0)]
     for c in df.columns:  # paper values without a measured counterpart
         if c.startswith("paper_") and c[len("paper_"):] not in quantities(df):
             out[c.replace("_", " ", 1)] = [_num(v, c) for v in df[c]]

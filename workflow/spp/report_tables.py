@@ -128,10 +128,12 @@ def _is_num(x) -> bool:
 
 
 def paper_layout_html(
-    table: str, df: pd.DataFrame, preset: str = "", note: str = "", comparable: bool = False
+    table: str, df: pd.DataFrame, preset: str = "", note: str = "", comparable: bool = False,
+    title: str | None = None,
 ) -> str:
     """A standalone HTML page: the table as printed in the paper, ours above the paper's.
-    ``note`` (the preset's description) is a warning banner unless the preset is comparable."""
+    ``note`` (the preset's description) is a warning banner unless the preset is comparable;
+    ``title`` (default: the layout's) says what the config ran (``spp.aggregate.table_title``)."""
     if table not in LAYOUTS:
         raise ValueError(f"unknown table {table!r}; allowed: {', '.join(LAYOUTS)}")
     lay = LAYOUTS[table]
@@ -202,8 +204,8 @@ def paper_layout_html(
 
     out = [
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(lay.title)}</title>{STYLE}</head><body>",
-        f"<h2>{html.escape(lay.title)}</h2>",
+        f"<title>{html.escape(title or lay.title)}</title>{STYLE}</head><body>",
+        f"<h2>{html.escape(title or lay.title)}</h2>",
     ]
     if preset:
         out.append(f"<p><b>Preset:</b> {html.escape(preset)}</p>")
