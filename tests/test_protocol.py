@@ -226,3 +226,34 @@ def test_table5_data_free_cells_are_trained_once_per_training_set():
     rows = X.table5_rows({"table5": t5})
     assert rows[0]["runs"]["rand"] == rows[1]["runs"]["rand"]  # one net, one training
     assert rows[0]["runs"]["unsup"] != rows[1]["runs"]["unsup"]  # data-dependent: two
+
+
+# ------------------------------------------------------------------- library errors (issue 13)
+
+
+def test_library_errors_name_the_problem():
+    empty = nn.Sequential(nn.Flatten())
+    with pytest.raises(ValueError, match="no linear or conv layer"):
+        spp.score(empty, "magnitude")
+    with pytest.raises(ValueError, match="no linear or conv layer"):
+        spp.orthogonality_score(empty)
+    model = build_model("mlp-3-tanh", (1, 8, 8), 10)
+    with pytest.raises(ValueError, match="unknown init scheme 'nonsense'"):
+        spp.initialize(model, "nonsense")
+    with pytest.raises(ValueError, match="needs seed=<int>"):
+        spp.initialize(model, "orthogonal")
+
+
+def test_a_retried_job_keeps_the_failed_attempts_log(tmp_path, repo_root):
+    import sys
+
+    sys.path.insert(0, str(repo_root / "workflow" / "scripts"))
+    from _common import keep_previous_attempt
+
+    log = tmp_path / "train.log"
+    assert keep_previous_attempt(log) is None
+    log.write_text("attempt 1: Traceback ...")
+    assert keep_previous_attempt(log).name == "train.log.attempt1"
+    log.write_text("attempt 2: SIGTERM")
+    assert keep_previous_attempt(log).name == "train.log.attempt2"
+    assert (tmp_path / "train.log.attempt1").read_text() == "attempt 1: Traceback ..."

@@ -6,7 +6,8 @@
 #               time): Snakemake deletes a failed job's output folder, and a retry must resume.
 #   train_seed  one job per seed, its checkpoint.ckpt beside its files (Snakemake keeps it).
 # train.stack_seeds sends MLP cells to `train`; train.job_per_seed decides for the others.
-# The files are the same either way: <train folder>/seed<k>/{metrics.json, history.csv}.
+# The same files either way, <train folder>/seed<k>/{metrics.json, history.csv}, under the same
+# protocol and data order; the numbers equal up to float summation order (docs/workflow.md).
 
 TRAIN_DIR = (
     f"{R}/train/{{dataset}}/{{model}}/{{init}}/{{score}}/s{{sparsity}}/{{repair}}/{{train_dataset}}"

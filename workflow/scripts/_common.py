@@ -23,8 +23,10 @@ def start(snakemake):
     """
     f = None
     if snakemake.log:
-        Path(snakemake.log[0]).parent.mkdir(parents=True, exist_ok=True)
-        f = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 (lives as long as the job)
+        path = Path(snakemake.log[0])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keep_previous_attempt(path)
+        f = open(path, "w", buffering=1)  # noqa: SIM115 (lives as long as the job)
     if not getattr(snakemake, "inprocess", False):
         if f is not None:
             sys.stdout = sys.stderr = f
@@ -35,6 +37,20 @@ def start(snakemake):
 
     log(f"rule {snakemake.rule} wildcards {dict(snakemake.wildcards)}")
     return log
+
+
+def keep_previous_attempt(path: Path) -> Path | None:
+    """A retried or rerun job keeps the failed attempt's log: ``<log>.attempt<k>`` (k = 1, 2...).
+    Snakemake reopens the same log path for every attempt, which would overwrite the one that
+    says why it failed."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    k = 1
+    while path.with_name(f"{path.name}.attempt{k}").exists():
+        k += 1
+    kept = path.with_name(f"{path.name}.attempt{k}")
+    path.replace(kept)
+    return kept
 
 
 def log(*args) -> None:

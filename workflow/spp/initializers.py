@@ -56,7 +56,8 @@ def _sample(scheme: str, weight: torch.Tensor, gamma, gen: torch.Generator) -> t
     return torch.randn(weight.shape, generator=gen, dtype=torch.float64) * std
 
 
-def initialize(model: nn.Module, scheme: str, seed: int, gamma: float | None = None) -> nn.Module:
+def initialize(model: nn.Module, scheme: str, seed: int | None = None,
+               gamma: float | None = None) -> nn.Module:
     """Initialize every linear/conv weight of ``model`` in place with ``scheme``; returns it.
 
     ``gamma`` is the variance for ``sg`` (required, > 0) and must be None otherwise.
@@ -71,7 +72,8 @@ def initialize(model: nn.Module, scheme: str, seed: int, gamma: float | None = N
     elif gamma is not None:
         raise ValueError(f"gamma={gamma!r} is only used by scheme 'sg', not {scheme!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an int, got {seed!r}")
+        raise ValueError(f"initialize needs seed=<int> (the same seed gives the same weights), "
+                         f"got seed={seed!r}")
 
     gen = torch.Generator(device="cpu")
     gen.manual_seed(seed)

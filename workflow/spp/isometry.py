@@ -25,9 +25,12 @@ def gram_deviation(weight: torch.Tensor) -> torch.Tensor:
 
 def _weights(model: nn.Module, mask: dict | None) -> dict[str, nn.Parameter]:
     """The weights a Gram is taken of (biases have none; the original's keys with a ``w``)."""
-    if mask is None:
-        return prunable_parameters(model, biases=False)
-    return weights_only(check_mask(model, mask))
+    weights = (prunable_parameters(model, biases=False) if mask is None
+               else weights_only(check_mask(model, mask)))
+    if not weights:
+        raise ValueError(f"{type(model).__name__} has no linear or conv layer: no Gram matrix to "
+                         "take")
+    return weights
 
 
 def orthogonality_score(model: nn.Module, mask: dict[str, torch.Tensor] | None = None) -> float:

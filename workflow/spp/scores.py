@@ -40,6 +40,11 @@ def score(
             f"unknown score method {method!r}; valid methods: {', '.join(sorted(_REGISTRY))}"
         )
     fn = _REGISTRY[method]
+    from spp.models import prunable_parameters
+
+    if not prunable_parameters(model):
+        raise ValueError(f"{type(model).__name__} has no linear or conv layer: nothing to score "
+                         "or prune")
     params = list(inspect.signature(fn).parameters.values())[2:]
     allowed = [p.name for p in params]
     open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
