@@ -47,3 +47,21 @@ def test_a_table_not_built_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="table4"):
         evidence.write_evidence(tmp_path, tmp_path / "out", ["table4"], command="c", wall={},
                                 repo=tmp_path)
+
+
+def test_figure_pages_copy_the_images_and_their_data(tmp_path, repo_root):
+    figs = tmp_path / "results" / "figures"
+    (figs / "data").mkdir(parents=True)
+    for name in ("figure2a.png", "figure2b.png"):
+        (figs / name).write_bytes(b"\x89PNG fake")
+    (figs / "data" / "figure2a_tanh.csv").write_text("method,sparsity\nLDI-CS,0.9\n")
+    out = tmp_path / "docs"
+    evidence.write_figures(tmp_path / "results", out, ["figure2"], command="snakemake y",
+                           wall={"figure2": "20 min"}, repo=repo_root, seeds="1 (0)")
+    page = (out / "figure2.md").read_text()
+    assert "![figure2a.png](figure2a.png)" in page and "20 min" in page
+    assert "[figure2a_tanh.csv](figure2a_tanh.csv)" in page
+    assert (out / "figure2b.png").read_bytes() == b"\x89PNG fake"
+    with pytest.raises(FileNotFoundError, match="figure1"):
+        evidence.write_figures(tmp_path / "results", out, ["figure1"], command="c", wall={},
+                               repo=repo_root)

@@ -65,6 +65,64 @@ def table_page(name: str, summary: pd.DataFrame, about: Sequence[tuple[str, str]
     return "\n".join(lines) + "\n"
 
 
+FIGURES = {
+    "figure1": ("Figure 1: sparsity patterns and connection sensitivity per layer, 7-layer MLPs "
+                "at SG(1.0)", ("figure1.png",), ("figure1_*.pt",)),
+    "figure2": ("Figure 2: (a) mean Jacobian singular value against sparsity, (b) training at "
+                "90% sparsity", ("figure2a.png", "figure2b.png"), ("figure2a_*.csv",
+                                                                  "figure2b_*.csv")),
+}
+
+
+def figure_page(name: str, about: Sequence[tuple[str, str]], images: Sequence[str]) -> str:
+    """A figure's page: how it was made, then the images (no verdicts: the paper publishes
+    these as plots, so they are compared by eye)."""
+    lines = [f"# {FIGURES[name][0]}", ""]
+    lines += [f"- **{label}**: {text}" for label, text in about]
+    lines += ["", "The paper prints this figure without numbers: compare by eye.", ""]
+    lines += [f"![{img}]({img})" for img in images]
+    return "\n".join(lines) + "\n"
+
+
+def _machine() -> str:
+    dev = device_summary()
+    versions = package_versions(("torch", "snakemake"))
+    return (f"{dev['cpu']}, {dev['cores']} cores" + (f", {', '.join(dev['gpus'])}"
+            if dev["gpus"] else ", no GPU") + f"; python {versions['python']}, torch "
+            f"{versions['torch']}, snakemake {versions['snakemake']}")
+
+
+def write_figures(results: str | Path, out: str | Path, figures: Sequence[str], *, command: str,
+                  wall: Mapping[str, str], repo: str | Path, seeds: str = "") -> None:
+    """Copy each figure's PNGs and data into ``out`` and write its page."""
+    results, out = Path(results), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    for f in figures:
+        if f not in FIGURES:
+            raise ValueError(f"unknown figure {f!r}; valid: {', '.join(FIGURES)}")
+        _, images, data = FIGURES[f]
+        for img in images:
+            src = results / "figures" / img
+            if not src.is_file():
+                raise FileNotFoundError(f"{src}: {f} has not been built; run the workflow for "
+                                        "it first")
+            shutil.copyfile(src, out / img)
+        copied = []
+        for pattern in data:
+            for src in sorted((results / "figures" / "data").glob(pattern)):
+                if src.suffix == ".csv":
+                    shutil.copyfile(src, out / src.name)
+                    copied.append(f"[{src.name}]({src.name})")
+        about = [("produced by", f"{git_commit(repo)}, {date}"), ("command", f"`{command}`"),
+                 ("machine", _machine()), ("wall time", wall.get(f, "not recorded"))]
+        if seeds:
+            about.append(("seeds", seeds))
+        if copied:
+            about.append(("data", ", ".join(copied)))
+        (out / f"{f}.md").write_text(figure_page(f, about, images))
+
+
 def write_evidence(results: str | Path, out: str | Path, tables: Sequence[str], *, command: str,
                    wall: Mapping[str, str], repo: str | Path, seeds: str = "",
                    tolerances: Mapping | None = None) -> pd.DataFrame:
@@ -83,11 +141,7 @@ def write_evidence(results: str | Path, out: str | Path, tables: Sequence[str], 
     tolerances = dict(tolerances or default_tolerances())
     summary = S.rows_in_order(S.summarize(frames, tolerances, comparable=True), list(frames))
     rule = S.rule_text(tolerances)
-    dev = device_summary()
-    versions = package_versions(("torch", "snakemake"))
-    machine = (f"{dev['cpu']}, {dev['cores']} cores" + (f", {', '.join(dev['gpus'])}"
-               if dev["gpus"] else ", no GPU") + f"; python {versions['python']}, torch "
-               f"{versions['torch']}, snakemake {versions['snakemake']}")
+    machine = _machine()
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     for t in tables:
         about = [("produced by", f"{git_commit(repo)}, {date}"), ("command", f"`{command}`"),
@@ -104,7 +158,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results", help="results/<preset> folder of the run")
     ap.add_argument("out", help="folder for the pages, e.g. docs/reproduction/lee2020-mnist")
-    ap.add_argument("--tables", nargs="+", required=True)
+    ap.add_argument("--tables", nargs="*", default=[])
+    ap.add_argument("--figures", nargs="*", default=[], help=f"of {', '.join(FIGURES)}")
     ap.add_argument("--command", required=True, help="the exact command that made the tables")
     ap.add_argument("--wall", nargs="*", default=[], metavar="TABLE=TIME",
                     help="measured wall time per table, e.g. table1='47 min'")
@@ -112,10 +167,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--repo", default=".", help="the checkout that ran it (for its commit)")
     a = ap.parse_args(argv)
     wall = dict(w.split("=", 1) for w in a.wall)
-    summary = write_evidence(a.results, a.out, a.tables, command=a.command, wall=wall,
-                             repo=a.repo, seeds=a.seeds)
-    for t in a.tables:
-        print(t, S.verdict_counts(summary[summary["table"] == t]))
+    if a.figures:
+        write_figures(a.results, a.out, a.figures, command=a.command, wall=wall, repo=a.repo,
+                      seeds=a.seeds)
+    if a.tables:
+        summary = write_evidence(a.results, a.out, a.tables, command=a.command, wall=wall,
+                                 repo=a.repo, seeds=a.seeds)
+        for t in a.tables:
+            print(t, S.verdict_counts(summary[summary["table"] == t]))
 
 
 if __name__ == "__main__":
