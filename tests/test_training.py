@@ -355,3 +355,14 @@ def test_a_checkpoint_of_other_inputs_is_discarded_and_said_so(mnist, tmp_path, 
         spp.apply_mask(fresh_model, mask)
     want = train(fresh_model, mask, data, cfg, "cpu", log=quiet)
     assert got.summary == want.summary and got.history == want.history
+
+
+def test_inputs_fingerprint_covers_batch_norm_counters_and_changes_with_the_mask(mnist):
+    from spp.training import inputs_fingerprint
+
+    model = spp.build_model("resnet8", (1, 28, 28), 10, width=0.25)  # 0-dim BN counters
+    state = model.state_dict()
+    a = inputs_fingerprint([state], [None], mnist)
+    assert a == inputs_fingerprint([model.state_dict()], [None], mnist)
+    mask = spp.global_mask(spp.score(model, "random", seed=0), 0.5)
+    assert inputs_fingerprint([state], [mask], mnist) != a

@@ -273,8 +273,8 @@ def inputs_fingerprint(states: Sequence[dict], masks: Sequence[dict | None],
     h = hashlib.sha256()
 
     def add(name: str, t: torch.Tensor) -> None:
-        t = t.detach().to("cpu").contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        t = t.detach().to("cpu").reshape(-1).contiguous()
+        h.update(f"{name}:{t.dtype}:{t.numel()};".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
 
     for i, (state, mask) in enumerate(zip(states, masks, strict=True)):
