@@ -12,14 +12,22 @@ min_version("9.0")
 
 configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
 
-# Types, names and ranges of every key (unknown keys are errors), defaults filled in.
-validate(config, "config/config.schema.yaml")
-
 # The library lives in workflow/spp; importable here even without `pip install -e .`.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+from spp import experiments as X  # noqa: E402
+
+# `--config seeds=[0,1]` gives strings inside lists and dicts: numbers again before the schema.
+config.update(X.coerce_overrides(dict(config)))
+
+# Types, names and ranges of every key (unknown keys are errors), defaults filled in. The short
+# check first: Snakemake's own message would print the whole schema after the useful line.
+_PROBLEMS = X.schema_problems(config, Path(workflow.basedir) / "config" / "config.schema.yaml")
+if _PROBLEMS:
+    raise ValueError("invalid config (every key: config/README.md):\n  " + "\n  ".join(_PROBLEMS))
+validate(config, "config/config.schema.yaml")
+
 import spp  # noqa: E402
 import spp.data  # noqa: E402
-from spp import experiments as X  # noqa: E402
 
 # A custom preset must not inherit the quick preset's "smoke test" note.
 _QUICK = yaml.safe_load((Path(workflow.basedir) / "config" / "config.yaml").read_text())

@@ -241,3 +241,38 @@ def test_a_disconnecting_mask_is_flagged_in_its_table(tmp_path):
     df = A.build_table("table1", rows)
     assert df.iloc[0]["disconnected_n"] == 1
     assert "1 seeds: a layer fully pruned" in A.to_markdown(df)
+
+
+def test_config_overrides_get_their_types_back():
+    """`--config seeds=[0,1]` arrives as strings inside the list (issue 13: '0' is not of type
+    'integer'); the advertised overrides must pass the schema."""
+    t1 = {"gammas": ["1e-4", "0.01"], "reinit": "null", "arch": "mlp-7-tanh"}
+    got = X.coerce_overrides({"seeds": ["0", "1"], "table1": t1, "preset": "2020",
+                              "data": {"mirror": "../shared/data"}})
+    assert got == {"seeds": [0, 1], "table1": {"gammas": [1e-4, 0.01], "reinit": None,
+                                                "arch": "mlp-7-tanh"},
+                   "preset": "2020", "data": {"mirror": "../shared/data"}}
+
+
+def test_schema_problems_are_one_short_line_each():
+    cfg = _quick_cfg()
+    cfg["bogus"] = 1
+    cfg["seeds"] = ["a"]
+    problems = X.schema_problems(cfg, REPO / "config" / "config.schema.yaml")
+    assert problems == ["top level: Additional properties are not allowed ('bogus' was unexpected)",
+                        "seeds.0: 'a' is not of type 'integer'"]
+    assert X.schema_problems(_quick_cfg(), REPO / "config" / "config.schema.yaml") == []
+
+
+def test_snakemake_accepts_the_advertised_overrides(tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(tmp_path), "--config", "seeds=[0,1]", "table1={seeds: [0]}"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    bad = subprocess.run(cmd[:-2] + ["bogus=1"], capture_output=True, text=True, timeout=300)
+    out = bad.stdout + bad.stderr
+    assert bad.returncode != 0 and "('bogus' was unexpected)" in out
+    assert len(out.splitlines()) < 40  # no schema dump

@@ -229,6 +229,46 @@ PAPER_SETUP: dict[str, dict] = {
 }
 
 
+_TEXT_KEYS = ("preset", "preset_note", "name")  # strings whatever they look like
+
+
+def coerce_overrides(value, key: str = ""):
+    """``--config seeds=[0,1]`` arrives as ['0', '1'] (Snakemake parses the list, not its
+    items): turn strings that read as YAML numbers, booleans or null into those, at any depth,
+    so the advertised overrides pass the schema. Free-text keys stay strings."""
+    import yaml
+
+    if isinstance(value, dict):
+        return {k: coerce_overrides(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [coerce_overrides(v, key) for v in value]
+    if isinstance(value, str) and key not in _TEXT_KEYS:
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        if parsed is None or isinstance(parsed, (bool, int, float)):
+            return parsed
+        if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
+            return float(value)  # 1e-4: YAML 1.1 reads it as text
+    return value
+
+
+def schema_problems(cfg: dict, schema_path: str | Path, limit: int = 3) -> list[str]:
+    """The config's schema violations, one short line each (key path and what is wrong), for a
+    message that does not bury the one useful line under a dump of the schema."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    out = []
+    for err in sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))[:limit]:
+        where = ".".join(str(k) for k in err.absolute_path) or "top level"
+        out.append(f"{where}: {err.message}")
+    return out
+
+
 def kept_count_of(n: int, sparsity: float) -> int:
     """Parameters a global top-k keeps of ``n`` (``spp.masks.kept_count``, without torch)."""
     return int(round(n * (1.0 - float(sparsity))))
