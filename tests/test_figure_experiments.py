@@ -43,9 +43,11 @@ def test_sparsity_patterns_keep_exactly_the_global_fraction():
     res = sparsity_patterns(_data(), "tanh", [0.1, 0.5, 0.9], gamma=1.0, examples=100)
     sizes = [a.size for a in res["sensitivity"]]
     assert [m.shape for m in res["masks"][0.5]] == [a.shape for a in res["sensitivity"]]
+    assert all(m.ndim == 2 for m in res["masks"][0.5])  # weight layers only: drawn as images
+    biases = 6 * 100 + 10  # pruned with the weights (zero score), so the keep count is over both
     for s, masks in res["masks"].items():
         kept = sum(int(m.sum()) for m in masks)
-        assert kept == round(sum(sizes) * (1 - s))
+        assert kept == round((sum(sizes) + biases) * (1 - s))
         # The mask keeps the highest sensitivities: every kept score >= every pruned score.
         kept_min = min(
             a[m].min() for a, m in zip(res["sensitivity"], masks, strict=True) if m.any()

@@ -95,7 +95,7 @@ def sparsity_patterns(
     model = _mlp(data, activation)
     spp.initialize(model, scheme, seed=seed, gamma=gamma if scheme == "sg" else None)
     scores = _scores(model, "snip", data, seed, batch_size, examples)
-    names = list(spp.prunable_parameters(model))
+    names = list(spp.prunable_parameters(model, biases=False))  # the figure draws weight layers
     masks = {}
     for s in sparsities:
         mask = spp.global_mask(scores, float(s))
