@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version, update_config, validate
 
 min_version("9.0")
 
@@ -16,8 +16,9 @@ configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from spp import experiments as X  # noqa: E402
 
-# `--config seeds=[0,1]` gives strings inside lists and dicts: numbers again before the schema.
-config.update(X.coerce_overrides(dict(config)))
+# `--config seeds=[0,1]` gives strings inside lists and dicts: numbers again before the schema
+# (the command line's values only; a config file's strings stay as written).
+update_config(config, X.coerce_overrides(dict(workflow.config_settings.overwrite_config or {})))
 
 # Types, names and ranges of every key (unknown keys are errors), defaults filled in. The short
 # check first: Snakemake's own message would print the whole schema after the useful line.

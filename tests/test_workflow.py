@@ -143,7 +143,7 @@ def write_config(tmp_path: Path, edit) -> Path:
 @pytest.mark.parametrize("edit, expected", [
     (lambda c: c.update(tabel1={}), ["tabel1", "Additional properties"]),
     (lambda c: c["table2"].update(sparsity=1.5), ["1.5", "sparsity"]),
-    (lambda c: c["table4"].update(depths="3"), ["'3' is not of type 'array'", "depths"]),
+    (lambda c: c["table4"].update(depths="3"), ["3 is not of type 'array'", "depths"]),
     (lambda c: c["table3"]["networks"][0].update(arch="vgg19"),
      ["table3.networks[0].arch", "vgg19", "valid"]),
     (lambda c: c["figure3"].update(init="uniform"), ["figure3.init", "uniform", "valid"]),

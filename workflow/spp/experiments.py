@@ -247,7 +247,9 @@ def coerce_overrides(value, key: str = ""):
             parsed = yaml.safe_load(value)
         except yaml.YAMLError:
             return value
-        if parsed is None or isinstance(parsed, (bool, int, float)):
+        if value.strip().lower() in ("true", "false"):  # not YAML 1.1's yes / no / on / off
+            return value.strip().lower() == "true"
+        if parsed is None or (isinstance(parsed, (int, float)) and not isinstance(parsed, bool)):
             return parsed
         if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
             return float(value)  # 1e-4: YAML 1.1 reads it as text
