@@ -60,7 +60,8 @@ def table_page(name: str, summary: pd.DataFrame, about: Sequence[tuple[str, str]
               "|---|---|---|---|---|---|"]
     for r in rows.itertuples():
         ours = S.fmt_mean_std(r.mean, r.std, r.n, r.diverged)
-        lines.append(f"| {r.cell} | {S.quantity_label(r.quantity)} | {ours} "
+        cell = str(r.cell).replace("|", "\\|")  # ||J||_1 must not split the Markdown row
+        lines.append(f"| {cell} | {S.quantity_label(r.quantity)} | {ours} "
                      f"| {S.fmt_value(r.paper)} | {S.fmt_value(r.diff)} | {_MARK[r.verdict]} |")
     return "\n".join(lines) + "\n"
 
