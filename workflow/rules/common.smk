@@ -12,7 +12,6 @@ for _net, _seeds in NETS.items():
     for _d in _dirs:
         SEEDS_BY_DIR[_d] = sorted(set(SEEDS_BY_DIR.get(_d, [])) | set(_seeds))
 
-DATA_FREE = X.DATA_FREE_METHODS  # score methods that never read the data
 ENV = "../../envs/spp.yaml"  # conda env of every rule (relative to the rule files)
 GPU = int(config["gpu_per_job"])  # Snakemake resource `gpu` of the GPU-using jobs
 
@@ -91,7 +90,7 @@ def _mirror():
 
 def _score_inputs(wc):
     inputs = {"init": net_dir("init", wc)}
-    if X.parse_score_token(wc.score)["method"] not in DATA_FREE:
+    if X.parse_score_token(wc.score)["method"] not in X.DATA_FREE_METHODS:
         inputs["data"] = data_file(wc.dataset)
     return inputs
 

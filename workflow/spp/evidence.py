@@ -21,17 +21,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from spp import aggregate as A
 from spp import summary as S
 from spp.provenance import device_summary, git_commit, package_versions
 
 SCHEMA = Path(__file__).resolve().parents[2] / "config" / "config.schema.yaml"
-
-TITLES = {
-    "table1": "Table 1: Jacobian singular values, sparsity per layer and error, 7-layer tanh MLP",
-    "table4": "Table 4: unsupervised pruning of K-layer MLPs on MNIST",
-    "table5": "Table 5: transfer of sparsity, LeNet-300-100",
-    "figure3": "Figure 3: architecture sculpting",
-}
 
 _MARK = {S.REPRODUCED: "yes", S.NOT_REPRODUCED: "**no**", S.DIVERGED: "**diverged**",
          S.NOT_RUN: "not run",
@@ -52,7 +46,7 @@ def table_page(name: str, summary: pd.DataFrame, about: Sequence[tuple[str, str]
     cells = list(dict.fromkeys(rows["cell"]))  # table order; a cell's quantities together
     rows = rows.assign(_c=[cells.index(c) for c in rows["cell"]]).sort_values("_c", kind="stable")
     counts = S.verdict_counts(rows)
-    lines = [f"# {TITLES.get(name, name)}: paper versus this workflow", ""]
+    lines = [f"# {A.TITLES.get(name, name)}: paper versus this workflow", ""]
     lines += [f"- **{label}**: {text}" for label, text in about]
     lines += ["", "**Verdicts**: " + ", ".join(f"{v} {c}" for v, c in counts.items() if c), "",
               f"Rule: {rule}", "",

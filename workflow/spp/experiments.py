@@ -271,11 +271,6 @@ def schema_problems(cfg: dict, schema_path: str | Path, limit: int = 3) -> list[
     return out
 
 
-def kept_count_of(n: int, sparsity: float) -> int:
-    """Parameters a global top-k keeps of ``n`` (``spp.masks.kept_count``, without torch)."""
-    return int(round(n * (1.0 - float(sparsity))))
-
-
 def preset_note(cfg: dict, quick_note: str) -> str:
     """The note printed with every output. A preset file without its own ``preset_note`` would
     inherit the quick preset's ("a smoke test"), which is false of it: say what it is instead."""
@@ -552,8 +547,10 @@ def validate(cfg: dict, *, architectures: Iterable[str], init_schemes: Iterable[
         for g in t["gammas"]:
             if not g > 0:
                 raise ValueError(f"table1.gammas: {g} is not a positive variance")
+        from spp.masks import kept_count
+
         n = count_prunable(t["arch"], t["dataset"], None, 1.0)
-        if kept_count_of(n, t["sparsity"]) == 0:
+        if kept_count(n, t["sparsity"]) == 0:
             raise ValueError(f"table1.sparsity: {t['sparsity']} keeps 0 of the {n:,} prunable "
                              f"parameters of {t['arch']}: nothing would be trained; use a "
                              f"sparsity below {1 - 0.5 / n:.7g}")

@@ -382,6 +382,7 @@ def train_stacked(
     from spp.data import save_atomic
     from spp.fastpath import FastPath, cuda_flags, sgd_options
     from spp.training import (
+        SIGTERM_EXIT_STATUS,
         TrainConfig,
         TrainingInterrupted,
         TrainResult,
@@ -578,7 +579,7 @@ def train_stacked(
             if sigterm.raised:
                 save_checkpoint()
                 log(f"[train-stacked] SIGTERM: checkpoint written at iteration {it} to {ckpt}; "
-                    f"exiting with status {TrainingInterrupted(it, None).code}, rerun to resume")
+                    f"exiting with status {SIGTERM_EXIT_STATUS}, rerun to resume")
                 raise TrainingInterrupted(it, str(ckpt) if ckpt else None)
         save_checkpoint()
 
