@@ -207,7 +207,10 @@ def copy_checkout(dest: Path) -> Path:
         return dest
     for rel in filter(None, (f.decode() for f in listing.split(b"\0"))):
         src = REPO / rel
-        if src.is_file():
+        if src.is_symlink():  # ./slurm -> profiles/slurm: what `--profile slurm` finds
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).symlink_to(os.readlink(src))
+        elif src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     return dest
@@ -227,9 +230,12 @@ def test_reduced_quick_preset_through_slurm_survives_time_limit_and_preemption(c
     """
     work = copy_checkout(tmp_path / "repo")
     (work / "reduced.yaml").write_text(yaml.safe_dump(REDUCED_CONFIG))
-    profile = adapted_profile(tmp_path / "profile")
+    # The user's own command, `snakemake --profile slurm` from the repository root: the copy's
+    # profiles/slurm (which ./slurm links to) adapted in place to this test cluster.
+    adapted_profile(work / "profiles" / "slurm")
+    assert (work / "slurm").resolve() == (work / "profiles" / "slurm").resolve()
     run = SnakemakeRun(cluster, [
-        "--profile", str(profile), "--configfile", "config/config.yaml", "reduced.yaml",
+        "--profile", "slurm", "--configfile", "config/config.yaml", "reduced.yaml",
         "--", "results/quick/tables/table1.csv",
     ], work)
 
@@ -308,9 +314,9 @@ def test_profile_matches_the_workflow_rules():
     """The profile names rules of another file (workflow/rules/*.smk): every name it sets
     resources for must exist, and every rule that asks for a GPU in the paper preset must get
     its cluster settings (GPU, runtime, partition/model edits) from the profile. A dry run of
-    the paper preset through the profile, no cluster needed."""
+    the paper preset through the profile, no cluster needed, named as the README says."""
     res = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--profile", str(PROFILE.parent),
+        [sys.executable, "-m", "snakemake", "-n", "--profile", "slurm",
          "--configfile", "config/paper.yaml", "--rerun-triggers", "mtime"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
