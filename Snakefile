@@ -10,11 +10,18 @@ from snakemake.utils import min_version, update_config, validate
 
 min_version("9.0")
 
-configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
-
 # The library lives in workflow/spp; importable here even without `pip install -e .`.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from spp import experiments as X  # noqa: E402
+
+X.library_first_for_jobs(Path(workflow.basedir) / "workflow")
+
+_DEFAULTS = Path(workflow.basedir) / "config" / "config.yaml"
+# An edited config.yaml that does not parse: say where (Snakemake names neither file nor line).
+if (_BAD_YAML := X.yaml_problem(_DEFAULTS)) is not None:
+    raise ValueError(_BAD_YAML)
+
+configfile: str(_DEFAULTS)
 
 # `--config seeds=[0,1]` gives strings inside lists and dicts: numbers again before the schema
 # (the command line's values only; a config file's strings stay as written).
@@ -31,7 +38,7 @@ import spp  # noqa: E402
 import spp.data  # noqa: E402
 
 # A custom preset must not inherit the quick preset's "smoke test" note.
-_QUICK = yaml.safe_load((Path(workflow.basedir) / "config" / "config.yaml").read_text())
+_QUICK = yaml.safe_load(_DEFAULTS.read_text())
 config["preset_note"] = X.preset_note(config, _QUICK["preset_note"])
 
 # Semantics the schema cannot see (architecture names, registries, folders), before any job.

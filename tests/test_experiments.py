@@ -254,6 +254,15 @@ def test_config_overrides_get_their_types_back():
                    "preset": "2020", "data": {"mirror": "../shared/data"}}
 
 
+def test_yaml_problem_names_file_line_and_column(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("preset: x\nseeds: [0, 1\ntable1: {}\n")
+    problem = X.yaml_problem(bad)
+    assert problem.startswith(f"{bad}:3:") and "invalid YAML" in problem, problem
+    assert "\n" not in problem
+    assert X.yaml_problem(REPO / "config" / "config.yaml") is None
+
+
 def test_schema_problems_are_one_short_line_each():
     cfg = _quick_cfg()
     cfg["bogus"] = 1

@@ -24,9 +24,11 @@ MY_RULE_FILES = ("Snakefile", "common.smk", "data.smk", "prune.smk", "train.smk"
                  "aggregate.smk")
 
 
-def snakemake(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
+def snakemake(*args: str, cwd: Path = REPO, timeout: int = 600,
+              env: dict | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *args]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -132,6 +134,20 @@ def test_lint_clean_for_the_core_rule_files():
     assert not mine, r.stdout
 
 
+def test_script_jobs_import_this_checkouts_library(tmp_path):
+    """Another copy of spp ahead of this one (a `pip install -e` of a different checkout) must not
+    be what a job runs: Snakemake puts its own search paths after site-packages."""
+    other = tmp_path / "other" / "spp"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("raise ImportError('the other checkout of spp')\n")
+    r = snakemake("--cores", "1", "--directory", str(tmp_path / "run"),
+                  "results/quick/data/mnist.pt", env={"PYTHONPATH": str(other.parent)})
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    assert "the other checkout" not in out
+    assert (tmp_path / "run" / "results" / "quick" / "data" / "mnist.pt").stat().st_size > 0
+
+
 def write_config(tmp_path: Path, edit) -> Path:
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     edit(cfg)
@@ -209,6 +225,21 @@ def test_reduced_quick_preset_end_to_end_and_report(tmp_path):
     assert r.returncode == 0, (r.stdout + r.stderr)[-5000:]
     text = report.read_text(errors="replace")
     assert report.stat().st_size > 10_000 and "table1.csv" in text and "figure3.png" in text
+
+    # A damaged per-seed file: the table job fails naming it, and the last good table survives
+    # Snakemake's removal of the job's outputs.
+    tables = tmp_path / "results" / "e2e" / "tables"
+    before = (tables / "table1.csv").read_text()
+    assert (tables / "last-good" / "table1.csv").read_text() == before
+    damaged = sorted((tmp_path / "results" / "e2e" / "train").glob("**/seed0/metrics.json"))
+    for f in damaged:
+        f.write_text("{not json")
+    r = snakemake("--cores", "1", "--forcerun", "table1", *args, "--",
+                  "results/e2e/tables/table1.csv")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "metrics.json" in out and "delete the folder" in out, out[-3000:]
+    assert "last-good" in out, out[-3000:]
+    assert (tables / "last-good" / "table1.csv").read_text() == before
 
 
 def check_outputs(results: Path) -> None:

@@ -1,7 +1,9 @@
 """Per-seed signal / training files of a table's cells -> table CSV + Markdown + HTML
 (and, for Figure 3, the figure)."""
 
+import shutil
 import sys
+from pathlib import Path
 
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
@@ -11,10 +13,22 @@ from spp import aggregate as A  # noqa: E402
 log = start(snakemake)
 p = snakemake.params
 table = p.table
-df = A.build_table(table, p.rows, paper=A.load_paper(snakemake.input.paper), preset=p.preset)
-title = f"{A.table_title(table, snakemake.config)} [{p.preset} preset]"
 out = snakemake.output
+# Snakemake deletes a job's outputs before running it, so a table rebuilt from damaged per-seed
+# files would leave none: the last table built without error is kept beside it.
+last_good = Path(out.csv).parent / "last-good"
+try:
+    df = A.build_table(table, p.rows, paper=A.load_paper(snakemake.input.paper), preset=p.preset)
+except ValueError as e:  # damaged or missing per-seed files, named in e
+    if not (last_good / Path(out.csv).name).is_file():
+        raise
+    raise ValueError(f"{e}\n{table} was not rebuilt; the last {table} built without error is "
+                     f"kept in {last_good}/") from None
+title = f"{A.table_title(table, snakemake.config)} [{p.preset} preset]"
 A.write_table(df, out.csv, out.md, out.html, title=title, note=p.note)
 if table == "figure3":
     A.plot_figure3(df, out.png, out.svg, note=p.note)
+last_good.mkdir(exist_ok=True)
+for f in (out.csv, out.md, out.html):
+    shutil.copy2(f, last_good / Path(f).name)
 log(f"{table}: {len(df)} rows -> {out.csv}")

@@ -256,6 +256,30 @@ def coerce_overrides(value, key: str = ""):
     return value
 
 
+def library_first_for_jobs(library_dir: str | Path) -> None:
+    """Script jobs are new processes, and Snakemake appends its search paths after site-packages:
+    an spp installed from another checkout would be what they import. PYTHONPATH comes first."""
+    import os
+
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(library_dir), *rest])
+
+
+def yaml_problem(path: str | Path) -> str | None:
+    """A config file's YAML syntax error as one line naming the file, line and column (Snakemake's
+    own message names neither), or None when the file parses."""
+    import yaml
+
+    try:
+        yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        return f"{where}: invalid YAML: {what}"
+    return None
+
+
 def schema_problems(cfg: dict, schema_path: str | Path, limit: int = 3) -> list[str]:
     """The config's schema violations, one short line each (key path and what is wrong), for a
     message that does not bury the one useful line under a dump of the schema."""
