@@ -13,6 +13,7 @@ min_version("9.0")
 # The library lives in workflow/spp; importable here even without `pip install -e .`.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from spp import experiments as X  # noqa: E402
+from spp import paths as P  # noqa: E402
 
 X.library_first_for_jobs(Path(workflow.basedir) / "workflow")
 

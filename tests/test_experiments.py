@@ -47,7 +47,7 @@ def test_tokens_round_trip():
     assert X.parse_init_token("vs-lecun") == {"scheme": "vs-lecun", "gamma": None}
     assert X.parse_score_token(net.score_token) == {"method": "snip", "loss": "pred-raw"}
     assert X.parse_score_token("random") == {"method": "random", "loss": None}
-    assert X.parse_sparsity_token(net.sparsity_token) == 0.984375
+    assert X.parse_sparsity_token(net.tokens["sparsity"]) == 0.984375
     assert net.stage_dir("R", "train") == (
         "R/train/cifar10/resnet32_lrelu_w0.25/sg_g0.0001/snip_pred-raw/s0.984375/ai/cifar10")
     # a sparsity computed from parameter counts survives the path to 10 significant digits

@@ -1,6 +1,6 @@
 # Shared helpers (all functions of the .smk files live here): folder names from wildcards,
 # seeds per folder, resources, input functions.
-# Paths follow spp.experiments (see its docstring and docs/workflow.md).
+# The results layout is spp.paths (P); the experiment grid spp.experiments (X).
 import hashlib
 import json
 import re
@@ -17,22 +17,12 @@ GPU = int(config["gpu_per_job"])  # Snakemake resource `gpu` of the GPU-using jo
 
 
 def data_file(dataset):
-    return f"{R}/data/{dataset}.pt"
+    return P.data_file(R, dataset)
 
 
 def net_dir(stage, wc):
     """The folder of `stage` for the net named by the wildcards `wc`."""
-    base = f"{R}/{stage}/{wc.dataset}/{wc.model}/{wc.init}"
-    if stage == "init":
-        return base
-    if stage == "score":
-        return f"{base}/{wc.score}"
-    base = f"{base}/{wc.score}/s{wc.sparsity}"
-    if stage in ("mask", "repair"):
-        return base
-    if stage == "signal":
-        return f"{base}/{wc.repair}"
-    return f"{base}/{wc.repair}/{wc.train_dataset}"
+    return P.stage_dir(R, stage, wc)
 
 
 def seeds_of(stage):
@@ -45,12 +35,8 @@ def seeds_of(stage):
 
 
 def weights_dir(wc):
-    """The weights that get measured and trained: the init, its AI repair, or (reinit-<scheme>)
-    a fresh <scheme> init of the same model (spp.experiments.Net.weights_dir)."""
-    scheme = X.reinit_scheme(wc.repair)
-    if scheme is not None:
-        return f"{R}/init/{wc.dataset}/{wc.model}/{scheme}"
-    return net_dir("repair" if wc.repair == "ai" else "init", wc)
+    """The weights that get measured and trained (spp.experiments.weights_dir)."""
+    return X.weights_dir(R, wc)
 
 
 def net_params(wc):
@@ -139,7 +125,7 @@ def train_outputs(net, seeds):
     d = net.stage_dir(R, "train")
     if trains_per_cell(net.model_token):
         return [d]
-    return [f"{d}/seed{s}/metrics.json" for s in seeds]
+    return [str(P.seed_metrics(d, s)) for s in seeds]
 
 
 def table_rows(name):

@@ -7,12 +7,12 @@ localrules: init, mask  # milliseconds of work: run in the Snakemake process, al
 
 rule init:
     output:
-        directory(f"{R}/init/{{dataset}}/{{model}}/{{init}}"),
+        directory(P.stage_pattern(R, "init")),
     params:
         net=net_params,
         seeds=seeds_of("init"),
     log:
-        f"{R}/logs/init/{{dataset}}/{{model}}/{{init}}.log",
+        P.log_pattern(R, "init"),
     run:
         run_inprocess("init.py", "init", input, output, params, wildcards, threads, log)
 
@@ -21,7 +21,7 @@ rule score:
     input:
         unpack(_score_inputs),
     output:
-        directory(f"{R}/score/{{dataset}}/{{model}}/{{init}}/{{score}}"),
+        directory(P.stage_pattern(R, "score")),
     params:
         net=net_params,
         seeds=seeds_of("score"),
@@ -32,9 +32,9 @@ rule score:
     resources:
         gpu=GPU,
     log:
-        f"{R}/logs/score/{{dataset}}/{{model}}/{{init}}/{{score}}.log",
+        P.log_pattern(R, "score"),
     benchmark:
-        f"{R}/benchmarks/score/{{dataset}}/{{model}}/{{init}}/{{score}}.tsv"
+        P.benchmark_pattern(R, "score")
     conda:
         ENV
     script:
@@ -45,14 +45,14 @@ rule mask:
     input:
         unpack(_mask_inputs),
     output:
-        directory(f"{R}/mask/{{dataset}}/{{model}}/{{init}}/{{score}}/s{{sparsity}}"),
+        directory(P.stage_pattern(R, "mask")),
     params:
         net=net_params,
         seeds=seeds_of("mask"),
         sparsity=lambda wc: float(wc.sparsity),
         dense=lambda wc: wc.score == "dense",
     log:
-        f"{R}/logs/mask/{{dataset}}/{{model}}/{{init}}/{{score}}/s{{sparsity}}.log",
+        P.log_pattern(R, "mask"),
     run:
         run_inprocess("mask.py", "mask", input, output, params, wildcards, threads, log)
 
@@ -62,7 +62,7 @@ rule repair:
         init=lambda wc: net_dir("init", wc),
         mask=lambda wc: net_dir("mask", wc),
     output:
-        directory(f"{R}/repair/{{dataset}}/{{model}}/{{init}}/{{score}}/s{{sparsity}}"),
+        directory(P.stage_pattern(R, "repair")),
     params:
         net=net_params,
         seeds=seeds_of("repair"),
@@ -72,9 +72,9 @@ rule repair:
     resources:
         gpu=GPU,
     log:
-        f"{R}/logs/repair/{{dataset}}/{{model}}/{{init}}/{{score}}/s{{sparsity}}.log",
+        P.log_pattern(R, "repair"),
     benchmark:
-        f"{R}/benchmarks/repair/{{dataset}}/{{model}}/{{init}}/{{score}}/s{{sparsity}}.tsv"
+        P.benchmark_pattern(R, "repair")
     conda:
         ENV
     script:

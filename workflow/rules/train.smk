@@ -9,12 +9,7 @@
 # The same files either way, <train folder>/seed<k>/{metrics.json, history.csv}, under the same
 # protocol and data order; the numbers equal up to float summation order (docs/workflow.md).
 
-TRAIN_DIR = (
-    f"{R}/train/{{dataset}}/{{model}}/{{init}}/{{score}}/s{{sparsity}}/{{repair}}/{{train_dataset}}"
-)
-TRAIN_LOG = (
-    f"{R}/logs/train/{{dataset}}/{{model}}/{{init}}/{{score}}/s{{sparsity}}/{{repair}}/{{train_dataset}}"
-)
+TRAIN_DIR = P.stage_pattern(R, "train")
 
 
 rule signal:
@@ -23,7 +18,7 @@ rule signal:
         mask=lambda wc: net_dir("mask", wc),
         data=lambda wc: data_file(wc.dataset),
     output:
-        directory(f"{R}/signal/{{dataset}}/{{model}}/{{init}}/{{score}}/s{{sparsity}}/{{repair}}"),
+        directory(P.stage_pattern(R, "signal")),
     params:
         net=net_params,
         seeds=seeds_of("signal"),
@@ -33,9 +28,9 @@ rule signal:
     resources:
         gpu=GPU,
     log:
-        f"{R}/logs/signal/{{dataset}}/{{model}}/{{init}}/{{score}}/s{{sparsity}}/{{repair}}.log",
+        P.log_pattern(R, "signal"),
     benchmark:
-        f"{R}/benchmarks/signal/{{dataset}}/{{model}}/{{init}}/{{score}}/s{{sparsity}}/{{repair}}.tsv"
+        P.benchmark_pattern(R, "signal")
     conda:
         ENV
     script:
@@ -57,9 +52,9 @@ rule train:
     resources:
         gpu=GPU,
     log:
-        f"{TRAIN_LOG}.log",
+        P.log_pattern(R, "train"),
     benchmark:
-        f"{R}/benchmarks/train/{{dataset}}/{{model}}/{{init}}/{{score}}/s{{sparsity}}/{{repair}}/{{train_dataset}}.tsv"
+        P.benchmark_pattern(R, "train")
     conda:
         ENV
     script:
@@ -70,8 +65,8 @@ rule train_seed:
     input:
         unpack(_train_inputs),
     output:
-        metrics=f"{TRAIN_DIR}/seed{{seed}}/metrics.json",
-        history=f"{TRAIN_DIR}/seed{{seed}}/history.csv",
+        metrics=str(P.seed_metrics(TRAIN_DIR, "{seed}")),
+        history=str(P.seed_history(TRAIN_DIR, "{seed}")),
     params:
         net=net_params,
         seeds=lambda wc: [int(wc.seed)],
@@ -82,9 +77,9 @@ rule train_seed:
     resources:
         gpu=GPU,
     log:
-        f"{TRAIN_LOG}/seed{{seed}}.log",
+        P.log_pattern(R, "train", per_seed=True),
     benchmark:
-        f"{R}/benchmarks/train/{{dataset}}/{{model}}/{{init}}/{{score}}/s{{sparsity}}/{{repair}}/{{train_dataset}}/seed{{seed}}.tsv"
+        P.benchmark_pattern(R, "train", per_seed=True)
     conda:
         ENV
     script:

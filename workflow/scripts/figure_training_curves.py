@@ -1,12 +1,12 @@
 """Training curves of one table: every cell's history.csv (all seeds) -> one figure."""
 
 import sys
-from pathlib import Path
 
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import pandas as pd  # noqa: E402
 from _common import start  # noqa: E402
+from spp import paths as P  # noqa: E402
 from spp import plotting  # noqa: E402
 
 log = start(snakemake)
@@ -17,7 +17,7 @@ for row in p.rows:
         if not run.get("train"):  # signal-only role (Table 1's dense init): never trained
             continue
         for seed in run["seeds"]:
-            path = Path(run["train"]) / f"seed{seed}" / "history.csv"
+            path = P.seed_history(run["train"], seed)
             if not path.is_file():
                 log(f"missing {path}: cell {row['keys']} seed {seed} left out")
                 continue

@@ -6,6 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, snakemake.scriptdir)
 import spp.data  # noqa: E402
+import spp.paths as P  # noqa: E402
 import spp.training  # noqa: E402
 from _common import build, load, pick_device, save, save_json, start  # noqa: E402
 
@@ -15,7 +16,7 @@ seed = int(snakemake.wildcards.seed)
 device = pick_device(p.device)
 data = spp.data.load(snakemake.input.data, device=device)
 model = build(p.net)
-model.load_state_dict(load(Path(snakemake.input.init) / f"seed{seed}.pt"))
+model.load_state_dict(load(P.seed_tensors(snakemake.input.init, seed)))
 cfg = spp.training.TrainConfig(**p.recipe, seed=seed)
 ckpt = Path(snakemake.output.state).with_suffix(".ckpt")
 result = spp.training.train(model.to(device), None, data, cfg, device, checkpoint_path=ckpt,

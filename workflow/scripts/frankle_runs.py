@@ -9,6 +9,7 @@ if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import spp.data  # noqa: E402
 import spp.frankle  # noqa: E402
+import spp.paths as P  # noqa: E402
 import spp.training  # noqa: E402
 from _common import build, load, pick_device, save_json, start  # noqa: E402
 
@@ -25,7 +26,7 @@ if method == "synflow":
 
 def make_model(seed):
     model = build(p.net)
-    model.load_state_dict(load(Path(snakemake.input.init) / f"seed{seed}.pt"))
+    model.load_state_dict(load(P.seed_tensors(snakemake.input.init, seed)))
     return model.to(device)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import spp  # noqa: E402
+import spp.paths as P  # noqa: E402
 import torch  # noqa: E402
 from _common import build, load, save, start  # noqa: E402
 
@@ -19,9 +20,9 @@ for seed in p.seeds:
         mask = {k: torch.ones_like(v, dtype=torch.bool, device="cpu")
                 for k, v in spp.prunable_parameters(build(p.net)).items()}
     else:
-        scores = load(Path(snakemake.input.score) / f"seed{seed}.pt")
+        scores = load(P.seed_tensors(snakemake.input.score, seed))
         mask = spp.global_mask(scores, p.sparsity)
-    save({k: v.cpu() for k, v in mask.items()}, out / f"seed{seed}.pt")
+    save({k: v.cpu() for k, v in mask.items()}, P.seed_tensors(out, seed))
     kept = sum(int(v.sum()) for v in mask.values())
     total = sum(v.numel() for v in mask.values())
     log(f"seed {seed}: kept {kept}/{total} ({1 - kept / total:.4f} pruned)")

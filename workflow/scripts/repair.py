@@ -6,6 +6,7 @@ from pathlib import Path
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import spp  # noqa: E402
+import spp.paths as P  # noqa: E402
 from _common import network, pick_device, save, start  # noqa: E402
 
 log = start(snakemake)
@@ -13,10 +14,10 @@ p = snakemake.params
 device = pick_device(p.device)
 out = Path(snakemake.output[0])
 for seed in p.seeds:
-    model, mask = network(p.net, Path(snakemake.input.init) / f"seed{seed}.pt",
-                          Path(snakemake.input.mask) / f"seed{seed}.pt", device)
+    model, mask = network(p.net, P.seed_tensors(snakemake.input.init, seed),
+                          P.seed_tensors(snakemake.input.mask, seed), device)
     before = spp.orthogonality_score(model, mask)
     spp.approximate_isometry(model, mask, steps=p.steps, lr=p.lr)
     after = spp.orthogonality_score(model, mask)
-    save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out / f"seed{seed}.pt")
+    save({k: v.detach().cpu() for k, v in model.state_dict().items()}, P.seed_tensors(out, seed))
     log(f"seed {seed}: orthogonality score {before:.4g} -> {after:.4g} ({p.steps} steps)")

@@ -7,6 +7,7 @@ if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import spp  # noqa: E402
 import spp.data  # noqa: E402
+import spp.paths as P  # noqa: E402
 from _common import limited, network, pick_device, save, start  # noqa: E402
 
 log = start(snakemake)
@@ -17,7 +18,7 @@ data = spp.data.load(snakemake.input.data, device=device) if "data" in snakemake
 method, loss = p.score["method"], p.score["loss"]
 out = Path(snakemake.output[0])
 for seed in p.seeds:
-    model, _ = network(p.net, Path(snakemake.input.init) / f"seed{seed}.pt", device=device)
+    model, _ = network(p.net, P.seed_tensors(snakemake.input.init, seed), device=device)
     options = {}
     if loss is not None:
         options["loss"] = loss
@@ -25,5 +26,5 @@ for seed in p.seeds:
         options["seed"] = seed
     batches = limited(data.batches("train", p.batch_size), p.max_examples) if data else None
     scores = spp.score(model, method, batches=batches, **options)
-    save({k: v.detach().cpu() for k, v in scores.items()}, out / f"seed{seed}.pt")
+    save({k: v.detach().cpu() for k, v in scores.items()}, P.seed_tensors(out, seed))
     log(f"seed {seed}: {method} {options} on {device}")

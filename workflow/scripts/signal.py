@@ -9,6 +9,7 @@ if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import spp  # noqa: E402
 import spp.data  # noqa: E402
+import spp.paths as P  # noqa: E402
 from _common import limited, network, pick_device, save_json, start  # noqa: E402
 
 log = start(snakemake)
@@ -17,8 +18,8 @@ device = pick_device(p.device)
 data = spp.data.load(snakemake.input.data, device=device)
 out = Path(snakemake.output[0])
 for seed in p.seeds:
-    model, mask = network(p.net, Path(snakemake.input.weights) / f"seed{seed}.pt",
-                          Path(snakemake.input.mask) / f"seed{seed}.pt", device)
+    model, mask = network(p.net, P.seed_tensors(snakemake.input.weights, seed),
+                          P.seed_tensors(snakemake.input.mask, seed), device)
     model.eval()
     jac = spp.jacobian_singular_values(model, limited(data.batches("train", p.batch_size),
                                                       p.max_examples))
@@ -31,6 +32,6 @@ for seed in p.seeds:
         "total": int(sum(v.numel() for v in mask.values())),
         "examples": p.max_examples,
     }
-    save_json(record, out / f"seed{seed}.json")
+    save_json(record, P.seed_signal(out, seed))
     log(f"seed {seed}: jsv mean {record['jacobian'].get('mean', math.nan):.4g}, "
         f"OS {record['orthogonality_score']:.4g}")

@@ -10,6 +10,7 @@ from pathlib import Path
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import spp.data  # noqa: E402
+import spp.paths as P  # noqa: E402
 import spp.stacked  # noqa: E402
 import spp.training  # noqa: E402
 from _common import network, pick_device, save_json, start  # noqa: E402
@@ -25,22 +26,18 @@ seeds = list(p.seeds)
 
 
 def folder(seed: int) -> Path:
-    f = root if per_seed else root / f"seed{seed}"
+    f = root if per_seed else P.seed_train_dir(root, seed)
     f.mkdir(parents=True, exist_ok=True)
     return f
 
 
 def checkpoint(seed: int | None = None) -> Path:
-    """The checkpoint of one seed's training (None: the stacked group's). A per-cell job keeps
-    them beside its output folder, not in it: Snakemake deletes a failed job's output folder,
-    and the retry must find them. A per-seed job's sits beside its files (those are kept)."""
-    if per_seed:
-        return root / "checkpoint.ckpt"
-    return root.with_name(root.name + ("" if seed is None else f".seed{seed}") + ".checkpoint.ckpt")
+    """One seed's checkpoint (None: the stacked group's); where: spp.paths.train_checkpoint."""
+    return P.train_checkpoint(root, seed, per_seed_job=per_seed)
 
 
-nets = [network(p.net, Path(snakemake.input.weights) / f"seed{s}.pt",
-                Path(snakemake.input.mask) / f"seed{s}.pt", device) for s in seeds]
+nets = [network(p.net, P.seed_tensors(snakemake.input.weights, s),
+                P.seed_tensors(snakemake.input.mask, s), device) for s in seeds]
 cfg = spp.training.TrainConfig(**p.recipe, seed=seeds[0])
 if len(seeds) > 1 and isinstance(nets[0][0], MLP):
     log(f"training seeds {seeds} stacked on {device}")
@@ -58,15 +55,15 @@ else:
 for s, result in zip(seeds, results, strict=True):
     out = folder(s)
     history = list(result.history)
-    tmp = out / "history.csv.tmp"
+    tmp = out / f"{P.HISTORY}.tmp"
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(history[0]) if history else ["iteration"])
         w.writeheader()
         w.writerows(history)
-    tmp.replace(out / "history.csv")
+    tmp.replace(out / P.HISTORY)
     save_json({**result.summary, "seed": s, "device": str(device), "recipe": dict(p.recipe),
                "net": dict(p.net), "train_dataset": snakemake.wildcards.train_dataset},
-              out / "metrics.json")
+              out / P.METRICS)
     log(f"seed {s}: error {result.summary.get('error')} "
         f"(paper protocol {result.summary.get('error_paper_protocol')})")
 

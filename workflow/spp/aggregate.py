@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import paths
+
 # Quantities per table, in display order; role "main" unless the table has several runs per row.
 ERRORS = ("error_paper_protocol", "error")
 TABLE_QUANTITIES: dict[str, tuple[str, ...]] = {
@@ -89,7 +91,7 @@ def _load_json(path: Path) -> dict:
 
 def _stage_folder(path: Path) -> Path:
     """The output folder Snakemake tracks: a training cell's (above seed<k>/), or the file's."""
-    return path.parent.parent if path.name == "metrics.json" else path.parent
+    return path.parent.parent if path.name == paths.METRICS else path.parent
 
 
 _FIX = ("the per-seed files are written by the workflow, never by hand: delete the folder "
@@ -165,8 +167,8 @@ def read_run(run: dict, strict: bool = True) -> dict[int, dict[str, float]]:
     """
     per_seed = {}
     for seed in run["seeds"]:
-        sig = Path(run["signal"]) / f"seed{seed}.json" if run.get("signal") else None
-        met = Path(run["train"]) / f"seed{seed}" / "metrics.json" if run.get("train") else None
+        sig = paths.seed_signal(run["signal"], seed) if run.get("signal") else None
+        met = paths.seed_metrics(run["train"], seed) if run.get("train") else None
         records = []
         for path, check in ((sig, check_signal), (met, check_metrics)):
             if path is None:

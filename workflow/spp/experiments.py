@@ -6,18 +6,7 @@ it, and what it is trained on. Its tokens name the result folders; two tables as
 `Net` get the same folders, which is how Snakemake builds shared work once (one init feeds LDI and
 LDI-AI; one pruned network feeds every table that needs it).
 
-Path layout (P = ``results/<preset>``; every stage folder holds one file per seed)::
-
-    P/data/<dataset>.pt
-    P/init/<dataset>/<model>/<init>/seed<k>.pt                            state_dict
-    P/score/<dataset>/<model>/<init>/<score>/seed<k>.pt                    {name: score}
-    P/mask/<dataset>/<model>/<init>/<score>/s<sparsity>/seed<k>.pt         {name: bool}
-    P/repair/<dataset>/<model>/<init>/<score>/s<sparsity>/seed<k>.pt       state_dict after AI
-    P/signal/<dataset>/<model>/<init>/<score>/s<sparsity>/<repair>/seed<k>.json
-    P/train/<dataset>/<model>/<init>/<score>/s<sparsity>/<repair>/<train_dataset>/seed<k>/
-        metrics.json, history.csv
-    (checkpoints while training runs: beside those files for one job per seed, beside the
-    cell's folder for one job per cell; docs/workflow.md)
+The results layout (stage folders, per-seed files) is `spp.paths`.
 
 Tokens: model ``<arch>_<activation|default>_w<width>``; init ``<scheme>`` or ``sg_g<gamma>``;
 score ``<method>`` or ``<method>_<loss>`` (``dense`` = nothing pruned); repair ``none`` | ``ai`` |
@@ -30,6 +19,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from . import paths
 
 # Paper row names of Tables 2 and 3 -> (init scheme, repair).
 ROW_INITS: dict[str, tuple[str, str]] = {
@@ -74,7 +65,7 @@ DATASET_LABELS = {
     "tiny-imagenet": "Tiny-ImageNet",
 }
 
-STAGES = ("init", "score", "mask", "repair", "signal", "train")
+STAGES = paths.STAGES
 TABLES = ("table1", "table2", "table3", "table4", "table5", "figure3")
 
 
@@ -112,36 +103,18 @@ class Net:
         return self.method if self.loss is None else f"{self.method}_{self.loss}"
 
     @property
-    def sparsity_token(self) -> str:
-        return f"s{fmt(self.sparsity)}"
+    def tokens(self) -> dict[str, str]:
+        """The folder tokens of every stage (the rules' wildcards)."""
+        return {"dataset": self.dataset, "model": self.model_token, "init": self.init_token,
+                "score": self.score_token, "sparsity": fmt(self.sparsity),
+                "repair": self.repair, "train_dataset": self.train_dataset}
 
     def stage_dir(self, root: str, stage: str) -> str:
         """Folder of one stage's per-seed files for this net, under results root ``root``."""
-        parts = [root, stage, self.dataset, self.model_token, self.init_token]
-        if stage == "init":
-            pass
-        elif stage == "score":
-            parts.append(self.score_token)
-        elif stage in ("mask", "repair"):
-            parts += [self.score_token, self.sparsity_token]
-        elif stage == "signal":
-            parts += [self.score_token, self.sparsity_token, self.repair]
-        elif stage == "train":
-            parts += [self.score_token, self.sparsity_token, self.repair, self.train_dataset]
-        else:
-            raise ValueError(
-                f"unknown stage {stage!r}; valid: init, score, mask, repair, signal, train"
-            )
-        return "/".join(parts)
+        return paths.stage_dir(root, stage, self.tokens)
 
     def weights_dir(self, root: str) -> str:
-        """Where the weights that get trained live: the init, its AI repair, or (repair
-        ``reinit-<scheme>``) a fresh init of ``<scheme>`` at the same seed, the mask's kept
-        weights re-drawn from it (Table 1's second variant)."""
-        scheme = reinit_scheme(self.repair)
-        if scheme is not None:
-            return "/".join([root, "init", self.dataset, self.model_token, scheme])
-        return self.stage_dir(root, "repair" if self.repair == "ai" else "init")
+        return weights_dir(root, self.tokens)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -153,6 +126,17 @@ REINIT_PREFIX = "reinit-"
 def reinit_scheme(repair: str) -> str | None:
     """The init scheme of a ``reinit-<scheme>`` repair token (None for ``none`` and ``ai``)."""
     return repair[len(REINIT_PREFIX):] if repair.startswith(REINIT_PREFIX) else None
+
+
+def weights_dir(root: str, tokens) -> str:
+    """Where the weights that get measured and trained live: the init, its AI repair, or (repair
+    ``reinit-<scheme>``) a fresh init of ``<scheme>`` at the same seed, the mask's kept weights
+    re-drawn from it (Table 1's second variant). ``tokens``: a Net's, or a rule's wildcards."""
+    tokens = dict(tokens.items())  # a dict, or Snakemake's wildcards
+    scheme = reinit_scheme(tokens["repair"])
+    if scheme is not None:
+        return paths.stage_dir(root, "init", {**tokens, "init": scheme})
+    return paths.stage_dir(root, "repair" if tokens["repair"] == "ai" else "init", tokens)
 
 
 def parse_model_token(token: str) -> dict:
