@@ -74,11 +74,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/prune.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
-
-# Experiments owned by other files; each adds its rules and its targets to ALL_TARGETS.
-for _extra in ("frankle.smk", "figures.smk"):
-    if (Path(workflow.basedir) / "workflow" / "rules" / _extra).exists():
-        include: f"workflow/rules/{_extra}"
+include: "workflow/rules/frankle.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:

@@ -177,31 +177,9 @@ def test_config_errors_stop_before_any_job(tmp_path, edit, expected):
     assert "Job stats" not in out
 
 
-def reduced_quick(cfg: dict) -> None:
-    """Every table and Figure 3 with every stage, on tiny settings (CI: 2 cores, minutes)."""
-    cfg["preset"] = "e2e"
-    cfg["scoring"] = {"batch_size": 100, "max_examples": 200}
-    cfg["signal"] = {"batch_size": 10, "max_examples": 10}
-    cfg["isometry"] = {"steps": 20, "lr": 0.1}
-    small = {"iterations": 20, "batch_size": 32, "lr_decay_every": 15, "eval_every": 10,
-             "checkpoint_every": 10}
-    for recipe in cfg["training"].values():
-        recipe.update(small)
-    cfg["table1"]["gammas"] = [0.01, 10.0]
-    cfg["table2"].update(rows=["LDI", "LDI-AI"], columns=[
-        {"name": "ResNet32", "arch": "resnet32", "width": 0.125, "dataset": "cifar10"},
-        {"name": "WRN16", "arch": "wrn-16-6", "width": 0.0625, "dataset": "cifar10-64"}],
-        unsupervised_row={"columns": ["ResNet32"]})
-    cfg["table3"].update(rows=["LDI"], activations=["tanh"],
-                         networks=[{"name": "VGG16", "arch": "vgg16", "width": 0.125}])
-    cfg["table4"].update(depths=[3], losses=["supervised", "unif"],
-                         jacobian_losses={"losses": ["jac-l2"], "depths": [3]})
-    cfg["table5"]["rows"] = [{"prune": "mnist", "train": "fashion-mnist"}]
-    cfg["figure3"].update(base={"name": "ResNet20 (dense)", "arch": "resnet8", "width": 0.25},
-                          variants=[{"name": "Equivalent 1 (wider)", "arch": "resnet8",
-                                     "width": 0.5}])
-    cfg["frankle"] = {"enabled": False}
-    cfg["figures"] = {"enabled": False, "training_curves": False}
+# The reduced quick preset (the snakemake-workflow-template's .test/ convention): every table
+# and Figure 3 through every stage, on tiny settings (CI: 2 cores, minutes); a person can run it.
+TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
 
 
 EXPECTED_ROWS = {"table1": 2, "table2": 2 * 2 + 1, "table3": 1, "table4": 3, "table5": 1,
@@ -210,8 +188,7 @@ EXPECTED_ROWS = {"table1": 2, "table2": 2 * 2 + 1, "table3": 1, "table4": 3, "ta
 
 @pytest.mark.slow
 def test_reduced_quick_preset_end_to_end_and_report(tmp_path):
-    cfg = write_config(tmp_path, reduced_quick)
-    args = ["--configfile", str(cfg), "--directory", str(tmp_path)]
+    args = ["--configfile", str(TEST_CONFIG), "--directory", str(tmp_path)]
     r = snakemake("--cores", "2", *args, timeout=1500)
     assert r.returncode == 0, (r.stdout + r.stderr)[-5000:]
     check_outputs(tmp_path / "results" / "e2e")
