@@ -285,3 +285,15 @@ def test_snakemake_accepts_the_advertised_overrides(tmp_path):
     out = bad.stdout + bad.stderr
     assert bad.returncode != 0 and "('bogus' was unexpected)" in out
     assert len(out.splitlines()) < 40  # no schema dump
+
+
+def test_a_method_needing_the_target_sparsity_is_refused_by_the_core_score_stage():
+    """The registry says SynFlow scores for a given sparsity; the core score stage runs before
+    any sparsity exists, so the config check refuses it there (naming the key) before any job."""
+    cfg = _quick_cfg()
+    cfg["figure3"]["method"] = "synflow"
+    with pytest.raises(ValueError, match=r"figure3.method: score method 'synflow' needs "
+                                         r"\['input_shape', 'sparsity'\]"):
+        semantic_check(cfg)
+    cfg["figure3"]["method"] = "magnitude"
+    semantic_check(cfg)

@@ -124,3 +124,68 @@ def test_bad_inputs_raise_with_the_valid_names():
         spp.score(model, "random", loss="unif")
     with pytest.raises(ValueError, match="seed"):
         spp.score(model, "random", seed=1.5)
+
+
+# ------------------------------------------------------------------ the registry's facts
+
+
+def test_registry_facts_of_every_method():
+    from spp import scores
+
+    facts = {m: (scores.method_info(m).needs_data, scores.method_info(m).context)
+             for m in scores.methods()}
+    assert facts == {
+        "grasp": (True, ()), "snip": (True, ()), "random": (False, ("seed",)),
+        "magnitude": (False, ()), "magnitude-after-training": (False, ()),
+        "synflow": (False, ("sparsity", "input_shape", "invert")),
+    }
+    assert scores.methods(after_training=True) == ("magnitude-after-training",)
+    assert spp.SCORE_METHODS == scores.methods(after_training=False)
+    assert scores.method_info("magnitude-after-training").base == "magnitude"
+    assert "temperature" in scores.method_info("grasp").options
+    assert "sparsity" not in scores.method_info("synflow").options  # context, not an option
+    with pytest.raises(ValueError, match="unknown score method 'snipp'.*valid methods: grasp"):
+        scores.method_info("snipp")
+
+
+def test_score_in_context_reads_data_only_for_data_methods_and_names_missing_context():
+    from spp import scores
+
+    model = _small_model()
+    touched = []
+
+    def batches():
+        touched.append(True)
+        return _batches()
+
+    for method in ("magnitude", "random"):
+        scores.score_in_context(model, method, batches=batches, context={"seed": 3})
+    assert touched == []  # data-free methods never load the data
+    got = scores.score_in_context(model, "snip", batches=batches, context={"seed": 3})
+    assert touched == [True]
+    assert got.keys() == spp.score(model, "snip", batches=_batches()).keys()
+    # the context a method takes reaches it: the seed changes random scores
+    a = scores.score_in_context(model, "random", batches=None, context={"seed": 1})
+    b = scores.score_in_context(model, "random", batches=None, context={"seed": 2})
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match=r"'random' needs \['seed'\]"):
+        scores.score_in_context(model, "random", batches=None, context={})
+
+
+def test_a_new_method_is_its_function_and_registry_entry(monkeypatch):
+    """What the README's recipe promises: register it, and the facts and `score` know it."""
+    from spp import scores
+
+    monkeypatch.setattr(scores, "_REGISTRY", dict(scores._REGISTRY))
+
+    @scores.register("negmag", needs_data=False)
+    def negative_magnitude(model, batches=None):
+        return {n: -p.detach().abs() for n, p in prunable_parameters(model).items()}
+
+    assert "negmag" in scores.methods() and not scores.needs_data("negmag")
+    model = _small_model()
+    got = scores.score_in_context(model, "negmag", batches=None, context={"seed": 0})
+    ref = spp.score(model, "magnitude")
+    assert all(torch.equal(got[k], -ref[k]) for k in ref)
+    with pytest.raises(ValueError, match="registered twice"):
+        scores.register("negmag", needs_data=False)(negative_magnitude)

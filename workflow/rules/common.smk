@@ -76,7 +76,7 @@ def _mirror():
 
 def _score_inputs(wc):
     inputs = {"init": net_dir("init", wc)}
-    if X.parse_score_token(wc.score)["method"] not in X.DATA_FREE_METHODS:
+    if spp.scores.needs_data(X.parse_score_token(wc.score)["method"]):
         inputs["data"] = data_file(wc.dataset)
     return inputs
 

@@ -52,8 +52,7 @@ if FRANKLE_ENABLED:
             ablations=FRANKLE["ablations"],
             recipe=lambda wc: _fr_recipe(wc.dataset),
             scoring=FRANKLE["scoring"],
-            synflow_iterations=FRANKLE["synflow_iterations"],
-            grasp_temperature=FRANKLE["grasp_temperature"],
+            options=lambda wc: FR_OPTIONS.get(wc.method, {}),
             device=config["device"],
         resources:
             gpu=GPU,

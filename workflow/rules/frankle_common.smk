@@ -10,6 +10,9 @@ FRANKLE_ENABLED = bool(FRANKLE.get("enabled", True))
 if FRANKLE_ENABLED:
     FK.check_names(FRANKLE["methods"], FRANKLE["ablations"])
     FR_SEEDS = list(FRANKLE.get("seeds") or config["seeds"])
+    # The methods' options set in the config (each a Method.options name of spp.scores).
+    FR_OPTIONS = {"grasp": {"temperature": float(FRANKLE["grasp_temperature"])},
+                  "synflow": {"iterations": int(FRANKLE["synflow_iterations"])}}
     FR_SPARSITIES = [float(s) for s in FRANKLE["sparsities"]]
 
     def _fr_net(n):
@@ -51,6 +54,6 @@ if FRANKLE_ENABLED:
     def _fr_inputs(wc):
         n, net = _fr_entry(wc)
         inputs = {"init": net.stage_dir(R, "init"), "data": data_file(wc.dataset)}
-        if wc.method == "magnitude-after-training":
+        if FK.method_info(wc.method).after_training:  # scores the trained dense network
             inputs["dense"] = _fr_dense((wc.dataset, wc.model, wc.init), _fr_part(wc)[1], "pt")
         return inputs

@@ -19,9 +19,7 @@ method = snakemake.wildcards.method
 device = pick_device(p.device)
 data = spp.data.load(snakemake.input.data, device=device)
 scoring = p.scoring
-options = {"temperature": float(p.grasp_temperature)} if method == "grasp" else {}
-if method == "synflow":
-    options = {"iterations": int(p.synflow_iterations)}
+options = dict(p.options)
 
 
 def make_model(seed):
@@ -45,7 +43,7 @@ def train_fn(model, mask, seed, tag):
 rows = []
 for seed in p.seeds:
     trained = None
-    if method == "magnitude-after-training":
+    if spp.frankle.method_info(method).after_training:
         trained = load(next(f for f in snakemake.input.dense if f.endswith(f"/seed{seed}.pt")))
     rows += spp.frankle.run_cells(
         method, make_model, seed=seed, sparsities=p.sparsities, ablations=p.ablations,

@@ -19,12 +19,9 @@ method, loss = p.score["method"], p.score["loss"]
 out = Path(snakemake.output[0])
 for seed in p.seeds:
     model, _ = network(p.net, P.seed_tensors(snakemake.input.init, seed), device=device)
-    options = {}
-    if loss is not None:
-        options["loss"] = loss
-    if method == "random":
-        options["seed"] = seed
-    batches = limited(data.batches("train", p.batch_size), p.max_examples) if data else None
-    scores = spp.score(model, method, batches=batches, **options)
+    options = {"loss": loss} if loss is not None else {}
+    scores = spp.scores.score_in_context(
+        model, method, context={"seed": seed}, options=options,
+        batches=lambda: limited(data.batches("train", p.batch_size), p.max_examples))
     save({k: v.detach().cpu() for k, v in scores.items()}, P.seed_tensors(out, seed))
     log(f"seed {seed}: {method} {options} on {device}")

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import paths
+from . import paths, scores
 
 # Paper row names of Tables 2 and 3 -> (init scheme, repair).
 ROW_INITS: dict[str, tuple[str, str]] = {
@@ -31,8 +31,6 @@ ROW_INITS: dict[str, tuple[str, str]] = {
     "LDI-AI": ("orthogonal", "ai"),
 }
 
-# Score methods that never read the data (their score stage takes no dataset).
-DATA_FREE_METHODS = frozenset({"random", "magnitude", "synflow"})
 
 # Losses of connection sensitivity (contract: spp.scores "snip" option loss=...).
 SNIP_LOSSES = ("supervised", "unif", "pred-raw", "pred-softmax", "jac-l1", "jac-l2")
@@ -388,7 +386,7 @@ def table5_rows(cfg: dict) -> list[dict]:
         def net(method: str, loss: str | None, r=r) -> Net:
             # A data-free mask does not depend on the dataset it is "pruned on": score (and
             # train) it once, on the training dataset, for every row that trains there.
-            prune = r["train"] if method in DATA_FREE_METHODS else r["prune"]
+            prune = r["prune"] if scores.needs_data(method) else r["train"]
             return Net(prune, t["arch"], None, 1.0, t["init"], None, method, loss,
                        t["sparsity"], "none", r["train"])
 
@@ -533,6 +531,12 @@ def validate(cfg: dict, *, architectures: Iterable[str], init_schemes: Iterable[
         if score_methods and method not in score_methods:
             raise ValueError(f"{key}: unknown score method {method!r}; valid: "
                              f"{', '.join(sorted(score_methods))}")
+        if method in scores.methods():
+            late = sorted(set(scores.method_info(method).context) & {"sparsity", "input_shape"})
+            if late:
+                raise ValueError(f"{key}: score method {method!r} needs {late} when it scores, "
+                                 "which the score stage (before any sparsity) does not have; "
+                                 "it runs in the frankle experiment")
 
     data = cfg.get("data", {})
     mirror = data.get("mirror")

@@ -34,15 +34,15 @@ from torch import nn
 
 from spp.ablations import ABLATIONS, ablate, collapsed_layers
 from spp.masks import global_mask, weights_only
-from spp.scores import score
+from spp.scores import method_info, score_in_context
 
 METHODS: tuple[str, ...] = (
     "snip", "grasp", "synflow", "magnitude", "magnitude-after-training", "random",
 )
-AT_INIT = ("snip", "grasp", "synflow", "magnitude")  # the methods whose ablations the paper tests
 UNABLATED = ("random",)
+# The methods at initialization whose ablations the paper tests.
+AT_INIT = tuple(m for m in METHODS if not method_info(m).after_training and m not in UNABLATED)
 REINIT_SEED_OFFSET = 1_000_003
-DATA_METHODS = ("snip", "grasp")  # score methods that read the scoring data
 
 KEYS = ["network", "method", "ablation", "sparsity"]
 METRICS = ["error", "error_paper_protocol", "final_error"]
@@ -79,17 +79,11 @@ def method_scores(
     Weights only: OpenLTH prunes the weights of conv and linear layers and trains the biases
     (Lee et al.'s protocol also prunes the biases; ``spp.models.prunable_parameters``).
     """
-    options = dict(options or {})
-    if method in DATA_METHODS:
-        return weights_only(score(model, method, batches=batches(), **options))
-    if method == "synflow":
-        return weights_only(score(model, "synflow", sparsity=sparsity, input_shape=input_shape,
-                                  invert=invert, **options))
-    if method == "random":
-        return weights_only(score(model, "random", seed=seed))
-    if method in ("magnitude", "magnitude-after-training"):
-        return weights_only(score(model, "magnitude"))
-    raise ValueError(f"unknown Frankle method {method!r}; valid: {', '.join(METHODS)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown Frankle method {method!r}; valid: {', '.join(METHODS)}")
+    context = {"seed": seed, "sparsity": sparsity, "input_shape": input_shape, "invert": invert}
+    return weights_only(score_in_context(model, method, batches=batches, context=context,
+                                         options=options))
 
 
 def run_cells(
@@ -114,13 +108,15 @@ def run_cells(
     run uniquely within the job (e.g. for its checkpoint file).
     """
     check_names([method], ablations)
-    if method == "magnitude-after-training" and trained_state is None:
-        raise ValueError("magnitude-after-training needs trained_state= (the trained dense net)")
+    after_training = method_info(method).after_training
+    if after_training and trained_state is None:
+        raise ValueError(f"{method} needs trained_state= (the trained dense net)")
     start = make_model(seed)
-    if trained_state is not None and method == "magnitude-after-training":
+    if after_training:
         start.load_state_dict(trained_state)
     one_shot = None
-    if method != "synflow":
+    # One scoring serves every sparsity unless the method's scores depend on the target one.
+    if "sparsity" not in method_info(method).context:
         one_shot = method_scores(method, start, seed=seed, batches=batches, options=options)
     rows = []
     for sparsity in sparsities:
@@ -129,7 +125,7 @@ def run_cells(
         mask = global_mask(scores, sparsity)
         for how in ablations_for(method, ablations):
             model = copy.deepcopy(start)
-            if how == "invert" and method == "synflow":
+            if how == "invert" and "invert" in method_info(method).context:  # inverted in-loop
                 inv = method_scores(method, start, seed=seed, sparsity=sparsity,
                                     input_shape=input_shape, invert=True, options=options)
                 run_mask = global_mask(inv, sparsity)

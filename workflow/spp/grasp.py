@@ -67,7 +67,7 @@ def hessian_gradient_product(
     return g, hg
 
 
-@register("grasp")
+@register("grasp", needs_data=True)
 def grasp_scores(
     model: nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None,
