@@ -11,6 +11,7 @@ import spp.data
 import yaml
 from snakemake.utils import validate as schema_validate
 from spp import experiments as X
+from spp import table_specs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -204,10 +205,10 @@ def test_paper_values_only_for_the_papers_cells_and_titles_from_the_config():
                                    "runs": {"main": empty}} for r in rows],
                        A.load_paper(REPO / "config" / "paper_results.csv"))
     assert df[[c for c in df.columns if c.startswith("paper_")]].isna().all().all()
-    title = A.table_title("table1", cfg)
+    title = table_specs.table_title("table1", cfg)
     assert "mlp-7-relu" in title and "tanh" not in title and "90%" in title
     cfg["table5"]["sparsity"] = 0.95
-    assert "95%" in A.table_title("table5", cfg)
+    assert "95%" in table_specs.table_title("table5", cfg)
     assert all(r["paper_key"] is None for r in X.expand(cfg)["table5"])
 
 

@@ -153,7 +153,7 @@ def test_paper_layout_puts_each_cell_where_the_paper_prints_it():
                         "paper_error_paper_protocol": 20 + base + off,
                     }
                 )
-    page = paper_layout_html("table3", pd.DataFrame(rows), preset="quick")
+    page = paper_layout_html("table3", pd.DataFrame(rows), "Table 3 as run", preset="quick")
     # Columns nested network > activation in order of appearance; one row per init.
     assert page.index(">ResNet32<") < page.index(">VGG16<")
     body = page[page.index("<tbody>") :]
@@ -164,7 +164,7 @@ def test_paper_layout_puts_each_cell_where_the_paper_prints_it():
     assert "<b>" not in ldi and ldi_ai.count("<b>") == 8
     assert "2 seeds per cell" in page
     with pytest.raises(ValueError, match="key columns"):
-        paper_layout_html("table3", pd.DataFrame(rows).drop(columns="activation"))
+        paper_layout_html("table3", pd.DataFrame(rows).drop(columns="activation"), "Table 3")
 
 
 def test_provenance_counts_training_devices_and_names_versions(tmp_path):

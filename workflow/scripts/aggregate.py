@@ -9,6 +9,7 @@ if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 from _common import start  # noqa: E402
 from spp import aggregate as A  # noqa: E402
+from spp.table_specs import table_title  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params
@@ -24,7 +25,7 @@ except ValueError as e:  # damaged or missing per-seed files, named in e
         raise
     raise ValueError(f"{e}\n{table} was not rebuilt; the last {table} built without error is "
                      f"kept in {last_good}/") from None
-title = f"{A.table_title(table, snakemake.config)} [{p.preset} preset]"
+title = f"{table_title(table, snakemake.config)} [{p.preset} preset]"
 A.write_table(df, out.csv, out.md, out.html, title=title, note=p.note)
 if table == "figure3":
     A.plot_figure3(df, out.png, out.svg, note=p.note)

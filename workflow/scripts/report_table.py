@@ -7,8 +7,8 @@ if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import pandas as pd  # noqa: E402
 from _common import start  # noqa: E402
-from spp.aggregate import table_title  # noqa: E402
 from spp.report_tables import paper_layout_html  # noqa: E402
+from spp.table_specs import table_title  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params
@@ -16,9 +16,8 @@ df = pd.read_csv(snakemake.input[0])
 # The preset's note comes from the config, not params: the report lists every job's params
 # beside each result, and a long one pushes the result off the screen.
 note = snakemake.config["preset_note"]
-title = table_title(p.table, snakemake.config) if p.table != "figure3" else None
-page = paper_layout_html(p.table, df, preset=p.preset, note=note, comparable=p.comparable,
-                         title=title)
+page = paper_layout_html(p.table, df, table_title(p.table, snakemake.config), preset=p.preset,
+                         note=note, comparable=p.comparable)
 out = Path(snakemake.output[0])
 tmp = out.with_name(out.name + ".tmp")
 tmp.write_text(page)

@@ -27,51 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import paths
-
-# Quantities per table, in display order; role "main" unless the table has several runs per row.
-ERRORS = ("error_paper_protocol", "error")
-TABLE_QUANTITIES: dict[str, tuple[str, ...]] = {
-    "table1": ("jsv_mean", "jsv_std", "jsv_cn", "sparsity_l*", *ERRORS,
-               "error_paper_protocol_reinit", "error_reinit"),
-    "table2": ("os", *ERRORS),
-    "table3": ERRORS,
-    "table4": ERRORS,
-    "table5": ("error_paper_protocol_sup", "error_paper_protocol_unsup", "delta",
-               "error_paper_protocol_rand", "error_sup", "error_unsup", "error_rand"),
-    "figure3": ERRORS,
-}
-
-def _pct(x: float) -> str:
-    return f"{100 * float(x):.10g}%"
-
-
-def table_title(table: str, cfg: dict) -> str:
-    """The title of a table as the config that ran it says (``TITLES`` for the rest)."""
-    t = cfg.get(table, {})
-    if table == "table1":
-        return (f"Table 1: Jacobian singular values and pruned sparsity per layer, {t['arch']} on "
-                f"{t['dataset']}, SG(gamma) init, {_pct(t['sparsity'])} sparsity")
-    if table in ("table2", "table3"):
-        return TITLES[table].replace("90%", _pct(t["sparsity"]))
-    if table == "table4":
-        return (f"Table 4: unsupervised pruning of K-layer {t['activation']} MLPs on "
-                f"{t['dataset']}, {_pct(t['sparsity'])} sparsity, {t['init']} init")
-    if table == "table5":
-        return (f"Table 5: transfer of sparsity, {t['arch']}, {_pct(t['sparsity'])} sparsity, "
-                f"{t['init']} init")
-    return TITLES[table]
-
-
-TITLES = {
-    "table1": "Table 1: Jacobian singular values and pruned sparsity per layer, 7-layer tanh MLP, "
-              "SG(gamma) init, 90% sparsity",
-    "table2": "Table 2: orthogonality score (OS) and error, 90% sparsity",
-    "table3": "Table 3: error with other activations, 90% sparsity",
-    "table4": "Table 4: unsupervised pruning of K-layer MLPs, 90% sparsity, orthogonal init",
-    "table5": "Table 5: transfer of sparsity, LeNet-300-100, 97% sparsity, orthogonal init",
-    "figure3": "Figure 3: architecture sculpting (same number of parameters)",
-}
-
+from .table_specs import ERRORS, spec
 
 # ------------------------------------------------------------------------------- reading
 
@@ -229,7 +185,7 @@ def row_quantities(table: str, runs: dict[str, dict[int, dict[str, float]]]) -> 
 
 def _ordered(table: str, available: Sequence[str]) -> list[str]:
     out = []
-    for q in TABLE_QUANTITIES.get(table, ()):
+    for q in spec(table).quantities:
         if q.endswith("*"):
             matches = [a for a in available if a.startswith(q[:-1])]
             out += sorted(matches, key=lambda a: int(a[len(q) - 1:]))

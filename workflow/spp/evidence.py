@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +22,6 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from spp import aggregate as A
 from spp import summary as S
 from spp.provenance import device_summary, git_commit, package_versions
 
@@ -40,13 +40,13 @@ def default_tolerances(schema: str | Path = SCHEMA) -> dict:
 
 
 def table_page(name: str, summary: pd.DataFrame, about: Sequence[tuple[str, str]],
-               rule: str) -> str:
+               rule: str, title: str | None = None) -> str:
     """One table's page: provenance, verdict counts, then every compared value."""
     rows = summary[summary["table"] == name]
     cells = list(dict.fromkeys(rows["cell"]))  # table order; a cell's quantities together
     rows = rows.assign(_c=[cells.index(c) for c in rows["cell"]]).sort_values("_c", kind="stable")
     counts = S.verdict_counts(rows)
-    lines = [f"# {A.TITLES.get(name, name)}: paper versus this workflow", ""]
+    lines = [f"# {title or name}: paper versus this workflow", ""]
     lines += [f"- **{label}**: {text}" for label, text in about]
     lines += ["", "**Verdicts**: " + ", ".join(f"{v} {c}" for v, c in counts.items() if c), "",
               f"Rule: {rule}", "",
@@ -118,6 +118,15 @@ def write_figures(results: str | Path, out: str | Path, figures: Sequence[str], 
         (out / f"{f}.md").write_text(figure_page(f, about, images))
 
 
+def built_title(table_md: Path) -> str | None:
+    """The title the workflow gave the table (the spec's, from the config that ran), read from
+    its Markdown's heading without the ``[<preset> preset]`` tag."""
+    if not table_md.is_file():
+        return None
+    head = table_md.read_text().splitlines()[0] if table_md.stat().st_size else ""
+    return re.sub(r"\s*\[[^\]]* preset\]$", "", head.removeprefix("# ")).strip() or None
+
+
 def write_evidence(results: str | Path, out: str | Path, tables: Sequence[str], *, command: str,
                    wall: Mapping[str, str], repo: str | Path, seeds: str = "",
                    tolerances: Mapping | None = None) -> pd.DataFrame:
@@ -144,7 +153,8 @@ def write_evidence(results: str | Path, out: str | Path, tables: Sequence[str], 
         if seeds:
             about.append(("seeds", seeds))
         about.append(("data", f"[{t}.csv]({t}.csv), the workflow's own table"))
-        (out / f"{t}.md").write_text(table_page(t, summary, about, rule))
+        (out / f"{t}.md").write_text(table_page(t, summary, about, rule,
+                                                title=built_title(results / "tables" / f"{t}.md")))
     summary.to_csv(out / "verdicts.csv", index=False)
     return summary
 

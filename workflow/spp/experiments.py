@@ -64,7 +64,6 @@ DATASET_LABELS = {
 }
 
 STAGES = paths.STAGES
-TABLES = ("table1", "table2", "table3", "table4", "table5", "figure3")
 
 
 def fmt(x: float) -> str:
@@ -196,21 +195,6 @@ def arch_family(arch: str) -> str:
 # rows; Table 1 adds "init" (the dense network before pruning: its Jacobian); Table 5 uses "sup",
 # "unsup", "rand". Only tables that report signal quantities ask for the signal stage.
 
-SIGNAL_TABLES = ("table1", "table2")  # tables reporting Jacobian / orthogonality / sparsity
-
-
-# The paper's setup of each table: a cell gets the paper's published value only when its table's
-# config follows it (a relu Table 1, or Table 5 at 95%, is our experiment, not the paper's).
-PAPER_SETUP: dict[str, dict] = {
-    "table1": {"dataset": "mnist", "arch": "mlp-7-tanh", "loss": "supervised", "sparsity": 0.9},
-    "table2": {"sparsity": 0.9},
-    "table3": {"sparsity": 0.9},
-    "table4": {"dataset": "mnist", "activation": "tanh", "init": "orthogonal", "sparsity": 0.9},
-    "table5": {"arch": "lenet300", "init": "orthogonal", "sparsity": 0.97,
-               "supervised_loss": "supervised", "unsupervised_loss": "unif"},
-}
-
-
 _TEXT_KEYS = ("preset", "preset_note", "name")  # strings whatever they look like
 
 
@@ -286,11 +270,6 @@ def preset_note(cfg: dict, quick_note: str) -> str:
                 "protocol only where its settings do (a cell gets the paper's value only when its "
                 "table keeps the paper's setup).")
     return note
-
-
-def follows_paper(table: str, t: dict) -> bool:
-    """True when table config ``t`` keeps every setting the paper's table was made with."""
-    return all(t.get(k) == v for k, v in PAPER_SETUP.get(table, {}).items())
 
 
 def _seeds(cfg: dict, exp: dict) -> list[int]:
@@ -449,29 +428,21 @@ def figure3_rows(cfg: dict, counter: Callable[..., int] = count_prunable) -> lis
     return rows
 
 
-ROW_BUILDERS = {
-    "table1": table1_rows,
-    "table2": table2_rows,
-    "table3": table3_rows,
-    "table4": table4_rows,
-    "table5": table5_rows,
-    "figure3": figure3_rows,
-}
-
-
 def expand(cfg: dict, counter: Callable[..., int] = count_prunable) -> dict[str, list[dict]]:
     """Every enabled table -> its rows; each row carries the Nets it needs (see above)."""
+    from spp.table_specs import SPECS, follows_paper
+
     out = {}
-    for name, build in ROW_BUILDERS.items():
+    for name, spec in SPECS.items():
         if not cfg.get(name, {}).get("enabled", True):
             continue
-        rows = build(cfg, counter) if name == "figure3" else build(cfg)
+        rows = spec.rows(cfg, counter) if name == "figure3" else spec.rows(cfg)
         paper_cells = follows_paper(name, cfg[name])
         for row in rows:
             row["seeds"] = _seeds(cfg, cfg[name])
             if not paper_cells:
                 row["paper_key"] = None  # not the paper's cell: no published value beside it
-            default = ("signal", "train") if name in SIGNAL_TABLES else ("train",)
+            default = ("signal", "train") if spec.signal else ("train",)
             row["needs"] = {role: row.get("needs", {}).get(role, default) for role in row["runs"]}
         out[name] = rows
     return out
@@ -500,37 +471,40 @@ def net_index(nets: Iterable[Net], root: str) -> dict[str, Net]:
 # Semantic validation (the JSON Schema checks types and names of keys first)
 
 
-def validate(cfg: dict, *, architectures: Iterable[str], init_schemes: Iterable[str],
-             score_methods: Iterable[str], datasets: Iterable[str] | None = None,
-             base_dir: str | Path = ".") -> None:
-    """Raise ValueError naming the config key and what is allowed; run before any job."""
-    architectures, init_schemes = set(architectures), set(init_schemes)
-    score_methods = set(score_methods)
-    known_ds = set(datasets) if datasets else set(DATASET_SHAPES)
-    known_ds &= set(DATASET_SHAPES) if datasets else known_ds
+class Checks:
+    """The config checks a table's spec calls (`spp.table_specs`): each raises a ValueError
+    naming the key, the bad value and what is allowed."""
 
-    def check_arch(key: str, arch: str) -> None:
+    def __init__(self, architectures: Iterable[str], init_schemes: Iterable[str],
+                 score_methods: Iterable[str], datasets: Iterable[str] | None = None):
+        self.architectures, self.init_schemes = set(architectures), set(init_schemes)
+        self.score_methods = set(score_methods)
+        known = set(datasets) if datasets else set(DATASET_SHAPES)
+        self.datasets = known & set(DATASET_SHAPES)
+
+    def arch(self, key: str, arch: str) -> None:
         try:
             family = arch_family(arch)
         except ValueError as e:
             raise ValueError(f"{key}: {e}") from None
-        if architectures and family not in architectures:
+        if self.architectures and family not in self.architectures:
             raise ValueError(f"{key}: architecture {arch!r} ({family}) is not provided by "
-                             f"spp.models; available: {', '.join(sorted(architectures))}")
+                             f"spp.models; available: {', '.join(sorted(self.architectures))}")
 
-    def check_ds(key: str, ds: str) -> None:
-        if ds not in known_ds:
-            raise ValueError(f"{key}: unknown dataset {ds!r}; valid: {', '.join(sorted(known_ds))}")
+    def dataset(self, key: str, ds: str) -> None:
+        if ds not in self.datasets:
+            raise ValueError(f"{key}: unknown dataset {ds!r}; valid: "
+                             f"{', '.join(sorted(self.datasets))}")
 
-    def check_init(key: str, scheme: str) -> None:
-        if init_schemes and scheme not in init_schemes:
+    def init(self, key: str, scheme: str) -> None:
+        if self.init_schemes and scheme not in self.init_schemes:
             raise ValueError(f"{key}: unknown init scheme {scheme!r}; valid: "
-                             f"{', '.join(sorted(init_schemes))}")
+                             f"{', '.join(sorted(self.init_schemes))}")
 
-    def check_method(key: str, method: str) -> None:
-        if score_methods and method not in score_methods:
+    def method(self, key: str, method: str) -> None:
+        if self.score_methods and method not in self.score_methods:
             raise ValueError(f"{key}: unknown score method {method!r}; valid: "
-                             f"{', '.join(sorted(score_methods))}")
+                             f"{', '.join(sorted(self.score_methods))}")
         if method in scores.methods():
             late = sorted(set(scores.method_info(method).context) & {"sparsity", "input_shape"})
             if late:
@@ -538,6 +512,14 @@ def validate(cfg: dict, *, architectures: Iterable[str], init_schemes: Iterable[
                                  "which the score stage (before any sparsity) does not have; "
                                  "it runs in the frankle experiment")
 
+
+def validate(cfg: dict, *, architectures: Iterable[str], init_schemes: Iterable[str],
+             score_methods: Iterable[str], datasets: Iterable[str] | None = None,
+             base_dir: str | Path = ".") -> None:
+    """Raise ValueError naming the config key and what is allowed; run before any job."""
+    from spp.table_specs import SPECS
+
+    checks = Checks(architectures, init_schemes, score_methods, datasets)
     data = cfg.get("data", {})
     mirror = data.get("mirror")
     if mirror:
@@ -547,85 +529,12 @@ def validate(cfg: dict, *, architectures: Iterable[str], init_schemes: Iterable[
                              "folder holding the dataset files, or null (official: download; "
                              "subset: data/subsets)")
     for ds in cfg.get("training", {}):
-        check_ds(f"training.{ds}", ds)
-
-    if cfg.get("table1", {}).get("enabled", True):
-        t = cfg["table1"]
-        check_arch("table1.arch", t["arch"])
-        check_ds("table1.dataset", t["dataset"])
-        check_init("table1 (scaled Gaussian)", "sg")
-        if t.get("reinit"):
-            check_init("table1.reinit", t["reinit"])
-        for g in t["gammas"]:
-            if not g > 0:
-                raise ValueError(f"table1.gammas: {g} is not a positive variance")
-        from spp.masks import kept_count
-
-        n = count_prunable(t["arch"], t["dataset"], None, 1.0)
-        if kept_count(n, t["sparsity"]) == 0:
-            raise ValueError(f"table1.sparsity: {t['sparsity']} keeps 0 of the {n:,} prunable "
-                             f"parameters of {t['arch']}: nothing would be trained; use a "
-                             f"sparsity below {1 - 0.5 / n:.7g}")
-    if cfg.get("table2", {}).get("enabled", True):
-        t = cfg["table2"]
-        names = [c["name"] for c in t["columns"]]
-        for i, c in enumerate(t["columns"]):
-            check_arch(f"table2.columns[{i}].arch", c["arch"])
-            check_ds(f"table2.columns[{i}].dataset", c["dataset"])
-        for name in (t.get("unsupervised_row") or {}).get("columns", []):
-            if name not in names:
-                raise ValueError(f"table2.unsupervised_row.columns: {name!r} is not a column "
-                                 f"name of table2.columns; valid: {', '.join(names)}")
-    if cfg.get("table3", {}).get("enabled", True):
-        t = cfg["table3"]
-        check_ds("table3.dataset", t["dataset"])
-        for i, c in enumerate(t["networks"]):
-            check_arch(f"table3.networks[{i}].arch", c["arch"])
-    for name in ("table2", "table3"):
-        if cfg.get(name, {}).get("enabled", True):
-            for label in cfg[name]["rows"]:
-                scheme, _ = ROW_INITS[label]
-                check_init(f"{name}.rows ({label})", scheme)
-    if cfg.get("table4", {}).get("enabled", True):
-        t = cfg["table4"]
-        check_ds("table4.dataset", t["dataset"])
-        check_init("table4.init", t["init"])
-        for k in t["depths"]:
-            check_arch("table4.depths", f"mlp-{k}-{t['activation']}")
-    if cfg.get("table5", {}).get("enabled", True):
-        t = cfg["table5"]
-        check_arch("table5.arch", t["arch"])
-        check_init("table5.init", t["init"])
-        for i, r in enumerate(t["rows"]):
-            check_ds(f"table5.rows[{i}].prune", r["prune"])
-            check_ds(f"table5.rows[{i}].train", r["train"])
-            if DATASET_SHAPES[r["prune"]] != DATASET_SHAPES[r["train"]]:
-                raise ValueError(f"table5.rows[{i}]: prune on {r['prune']!r} and train on "
-                                 f"{r['train']!r} need the same input shape and classes")
-        if t.get("random", True):
-            check_method("table5.random", "random")
-    if cfg.get("figure3", {}).get("enabled", True):
-        t = cfg["figure3"]
-        check_ds("figure3.dataset", t["dataset"])
-        check_init("figure3.init", t["init"])
-        check_method("figure3.method", t["method"])
-        check_arch("figure3.base.arch", t["base"]["arch"])
-        for i, v in enumerate(t["variants"]):
-            check_arch(f"figure3.variants[{i}].arch", v["arch"])
-    if any(cfg.get(n, {}).get("enabled", True) for n in ("table1", "table2", "table3",
-                                                           "table4", "table5")):
-        check_method("snip (connection sensitivity)", "snip")
-    for name in TABLES:
-        if name in cfg and cfg[name].get("enabled", True):
-            for ds in _datasets_of(name, cfg[name]):
-                if ds not in cfg.get("training", {}):
-                    raise ValueError(f"{name}: dataset {ds!r} has no training recipe; add "
-                                     f"training.{ds} (have: {', '.join(cfg.get('training', {}))})")
-
-
-def _datasets_of(name: str, t: dict) -> set[str]:
-    if name == "table2":
-        return {c["dataset"] for c in t["columns"]}
-    if name == "table5":
-        return {r["train"] for r in t["rows"]} | {r["prune"] for r in t["rows"]}
-    return {t["dataset"]}
+        checks.dataset(f"training.{ds}", ds)
+    for name, spec in SPECS.items():
+        if name not in cfg or not cfg[name].get("enabled", True):
+            continue
+        spec.check(cfg[name], checks)
+        for ds in spec.datasets(cfg[name]):
+            if ds not in cfg.get("training", {}):
+                raise ValueError(f"{name}: dataset {ds!r} has no training recipe; add "
+                                 f"training.{ds} (have: {', '.join(cfg.get('training', {}))})")

@@ -25,6 +25,8 @@ import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from spp.table_specs import spec  # noqa: E402
+
 # Methods of Figure 2, named as in the paper: {init}-{pruning}[-AI]. One hue per init+pruning
 # pair; approximate isometry (AI) is drawn dashed in the same hue, so "with/without AI" pairs
 # read as pairs. The dense reference is black.
@@ -375,17 +377,6 @@ def training_curves(
     return fig
 
 
-# How each table's training curves are laid out: (panel key columns, line key column).
-CURVE_LAYOUT: dict[str, tuple[tuple[str, ...], str]] = {
-    "table1": ((), "init"),
-    "table2": (("network",), "init"),
-    "table3": (("network", "activation"), "init"),
-    "table4": (("K",), "loss"),
-    "table5": (("prune", "train"), "role"),
-    "figure3": ((), "model"),
-}
-
-
 # Table 5's runs per cell, as the paper's column headers name them.
 ROLE_LABELS = {"sup": "CS, supervised", "unsup": "CS, unsupervised (uniform)", "rand": "random"}
 
@@ -396,9 +387,7 @@ def table_training_curves(table: str, history: pd.DataFrame, title: str = "") ->
     history: one row per (cell, run role, seed, evaluation) with the table's key columns, a
     ``role`` column ("main", or sup/unsup/rand in Table 5) and the training-history columns.
     """
-    if table not in CURVE_LAYOUT:
-        raise ValueError(f"unknown table {table!r}; allowed: {', '.join(CURVE_LAYOUT)}")
-    panel_keys, hue = CURVE_LAYOUT[table]
+    panel_keys, hue = spec(table).curves
     _need_columns(history, [*panel_keys, hue], f"training curves of {table}")
     df = history.copy()
     if table == "table5":

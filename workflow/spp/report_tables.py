@@ -2,9 +2,9 @@
 
 The aggregated CSVs (`spp.aggregate`) have one row per cell and one column group per quantity;
 a reader wants the table as printed in the paper: Table 2 with initializations down and networks
-across, Table 4 with losses down and depths across. `LAYOUTS` says, per table, which key
-columns go down, which go across, and which quantities fill a cell. Best per column in bold, as
-in the paper: the lowest of our errors and, separately, the lowest of the paper's.
+across, Table 4 with losses down and depths across. Each table's spec (`spp.table_specs`) says
+which key columns go down, which go across, and which quantities fill a cell. Best per column
+in bold, as in the paper: the lowest of our errors and, separately, the lowest of the paper's.
 """
 
 from __future__ import annotations
@@ -12,75 +12,12 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pandas as pd
 
 from spp.aggregate import diverged_seeds
 from spp.summary import fmt_value
-
-
-@dataclass(frozen=True)
-class Layout:
-    title: str
-    rows: tuple[str, ...]  # key columns that name a row (first one shown first)
-    cols: tuple[str, ...]  # key columns that name a column group ("" none)
-    values: tuple[tuple[str, str], ...]  # (quantity, header) inside each column group
-    lower_is_better: tuple[str, ...] = ("error_paper_protocol",)
-
-
-LAYOUTS: dict[str, Layout] = {
-    "table1": Layout(
-        "Table 1: Jacobian singular values and sparsity per layer (7-layer tanh MLP, 90%)",
-        rows=("init",),
-        cols=(),
-        values=(
-            ("jsv_mean", "JSV mean"),
-            ("jsv_std", "JSV std"),
-            ("jsv_cn", "JSV CN"),
-            *((f"sparsity_l{i}", f"sparsity L{i}") for i in range(1, 8)),
-            ("error_paper_protocol", "Error, trained from SG (%)"),
-            ("error_paper_protocol_reinit", "Error, trained from VS-L (%)"),
-        ),
-    ),
-    "table2": Layout(
-        "Table 2: orthogonality score (OS) and error (%), 90% sparsity",
-        rows=("init",),
-        cols=("network",),
-        values=(("os", "OS"), ("error_paper_protocol", "Error")),
-    ),
-    "table3": Layout(
-        "Table 3: error (%) with other activation functions, 90% sparsity",
-        rows=("init",),
-        cols=("network", "activation"),
-        values=(("error_paper_protocol", "Error"),),
-    ),
-    "table4": Layout(
-        "Table 4: unsupervised pruning of K-layer MLPs, error (%), 90% sparsity",
-        rows=("loss", "supervised"),
-        cols=("K",),
-        values=(("error_paper_protocol", "Error"),),
-    ),
-    "table5": Layout(
-        "Table 5: transfer of sparsity, LeNet-300-100, 97% sparsity, error (%)",
-        rows=("category", "prune", "train"),
-        cols=(),
-        values=(
-            ("error_paper_protocol_sup", "Error sup."),
-            ("error_paper_protocol_unsup", "Error unsup."),
-            ("delta", "Δ (unsup. − sup.)"),
-            ("error_paper_protocol_rand", "Error rand"),
-        ),
-        # Rows mix MNIST and Fashion-MNIST errors: a column minimum means nothing, no bold.
-        lower_is_better=(),
-    ),
-    "figure3": Layout(
-        "Figure 3: architecture sculpting, error (%) at equal parameter count",
-        rows=("model", "sparsity"),
-        cols=(),
-        values=(("error_paper_protocol", "Error"),),
-    ),
-}
+from spp.table_specs import spec
 
 STYLE = """<style>
 body {font-family: system-ui, sans-serif; font-size: 14px; color: #111; margin: 12px;}
@@ -128,15 +65,13 @@ def _is_num(x) -> bool:
 
 
 def paper_layout_html(
-    table: str, df: pd.DataFrame, preset: str = "", note: str = "", comparable: bool = False,
-    title: str | None = None,
+    table: str, df: pd.DataFrame, title: str, preset: str = "", note: str = "",
+    comparable: bool = False,
 ) -> str:
     """A standalone HTML page: the table as printed in the paper, ours above the paper's.
-    ``note`` (the preset's description) is a warning banner unless the preset is comparable;
-    ``title`` (default: the layout's) says what the config ran (``spp.aggregate.table_title``)."""
-    if table not in LAYOUTS:
-        raise ValueError(f"unknown table {table!r}; allowed: {', '.join(LAYOUTS)}")
-    lay = LAYOUTS[table]
+    ``title`` says what the config ran (``spp.table_specs.table_title``); ``note`` (the
+    preset's description) is a warning banner unless the preset is comparable."""
+    lay = spec(table).layout
     missing = [c for c in (*lay.rows, *lay.cols) if c not in df.columns]
     if missing:
         raise ValueError(f"{table}: key columns {missing} missing; have {list(df.columns)}")
@@ -204,8 +139,8 @@ def paper_layout_html(
 
     out = [
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title or lay.title)}</title>{STYLE}</head><body>",
-        f"<h2>{html.escape(title or lay.title)}</h2>",
+        f"<title>{html.escape(title)}</title>{STYLE}</head><body>",
+        f"<h2>{html.escape(title)}</h2>",
     ]
     if preset:
         out.append(f"<p><b>Preset:</b> {html.escape(preset)}</p>")

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from spp.aggregate import diverged_seeds
+from spp.table_specs import quantity_label
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -301,29 +302,6 @@ def summary_html(
         )
     out.append("</tbody></table></div>")
     return "\n".join(out)
-
-
-_QUANTITY_LABELS = {
-    "jsv_mean": "JSV mean",
-    "jsv_std": "JSV std",
-    "jsv_cn": "JSV cond. number",
-    "os": "OS",
-    "delta": "Δ unsup. − sup.",
-    "error_paper_protocol": "error %",
-    "error_paper_protocol_reinit": "error % (VS-L init)",
-    "error_paper_protocol_sup": "error % sup.",
-    "error_paper_protocol_unsup": "error % unsup.",
-    "error_paper_protocol_rand": "error % rand",
-}
-
-
-def quantity_label(q: str) -> str:
-    """Short display name of a quantity column (the CSV name stays in the cell's tooltip)."""
-    if q in _QUANTITY_LABELS:
-        return _QUANTITY_LABELS[q]
-    if q.startswith("sparsity_l"):
-        return f"sparsity layer {q[len('sparsity_l') :]}"
-    return q
 
 
 def rule_text(tolerances: Mapping[str, Mapping | Tolerance]) -> str:
