@@ -31,15 +31,16 @@ Two stackers:
 from __future__ import annotations
 
 import copy
-import math
-import time
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spp.fastpath import FastPath, autocast_context, cuda_flags, sgd_options
 from spp.models import LRELU_SLOPE, MLP, prunable_parameters
+from spp.train_loop import inputs_fingerprint, run_training
+from spp.training import TrainConfig, augment_batch, on_device, param_groups
 
 
 def _check_models(models: Sequence[nn.Module]) -> list[nn.Module]:
@@ -100,8 +101,6 @@ class StackedModel:
         exactly its own. This generic version is autograd through ``forward``; ``bf16`` runs
         forward and loss under CUDA bf16 autocast (``spp.fastpath``).
         """
-        from spp.fastpath import autocast_context
-
         s = self.num_seeds
         with autocast_context(x.device, bf16):
             per_example = F.cross_entropy(self(x).flatten(0, 1), y, reduction="none").float()
@@ -345,6 +344,93 @@ def _set_masks(models, masks, stacked: StackedModel, device) -> None:
         stacked.grad_masks[name] = keep
 
 
+class StackedStepper:
+    """S seeds as one stack, for ``spp.train_loop.run_training``: S runs in one step.
+
+    Owns the stack, its one optimiser (stacked SGD == per-seed SGD: every operation of
+    torch.optim.SGD is elementwise; the fused kernel does weight decay, momentum and update in
+    one pass, bit-identical to the default in our checks and 6x faster on CPU here) and the
+    weights of diverged seeds (``frozen``), written back by ``write_back``.
+    """
+
+    name = "train-stacked"
+    per_seed_logs = True
+
+    def __init__(self, models: list[nn.Module], masks: list[dict | None], data, cfg, device,
+                 prenormalize_bytes: int, bf16: bool):
+        for m in models:
+            m.to(device).train()
+        self.models, self.masks, self.data, self.cfg, self.bf16 = models, masks, data, cfg, bf16
+        self.stacked = stack_models(models, device)
+        _set_masks(models, masks, self.stacked, device)
+        decayed = set(prunable_parameters(models[0]))
+        self.optimizer = torch.optim.SGD(
+            param_groups(dict(self.stacked.params), decayed, cfg), lr=cfg.lr,
+            momentum=cfg.momentum, **sgd_options(device))
+        self.frozen: dict[int, dict] = {}  # weights of diverged seeds as train() leaves them
+        xtr, ytr = data.x["train"], data.y["train"]
+        # Normalising the whole training split once gives bit-identical batches (normalising is
+        # elementwise) and saves a conversion pass per step; only when the float copy is small.
+        self.x_float = data.normalize(xtr) if xtr.numel() * 4 <= prenormalize_bytes else None
+        n = len(models) * cfg.batch_size
+        self.x_buf = (self.x_float.new_empty(n, *xtr.shape[1:]) if self.x_float is not None
+                      else None)
+        self.y_buf = ytr.new_empty(n)
+
+    def inputs_fingerprint(self) -> str:
+        return inputs_fingerprint([m.state_dict() for m in self.models], self.masks, self.data)
+
+    def step(self, indices, generators) -> torch.Tensor:
+        cfg, data, num = self.cfg, self.data, len(self.models)
+        idx = torch.cat(indices)  # seed-major [S * B]
+        # index_select: the same rows as x[idx], 5x faster than advanced indexing on CPU;
+        # into buffers made once, since fresh megabytes per step cost page faults on CPU
+        if self.x_float is not None:
+            x = torch.index_select(self.x_float, 0, idx, out=self.x_buf)
+        else:
+            x = data.normalize(data.x["train"].index_select(0, idx))
+        x = x.view(num, cfg.batch_size, *x.shape[1:])  # [S, B, C, H, W]
+        if cfg.augment:
+            x = torch.stack([augment_batch(x[s], g, cfg.translate_px, cfg.augmentation)
+                             for s, g in enumerate(generators)])
+        y = torch.index_select(data.y["train"], 0, idx, out=self.y_buf)
+        losses = self.stacked.losses_and_grads(x, y, bf16=self.bf16)
+        self.optimizer.step()
+        return losses
+
+    def error_rates(self, split: str) -> list[float]:
+        return stacked_error_rates(self.stacked, self.data, split, self.cfg.eval_batch_size)
+
+    def stop(self, run: int) -> None:
+        # Keep the diverged seed's weights as train() would leave them, then zero them and
+        # their momentum so NaN/inf arithmetic cannot slow the group down.
+        self.frozen[run] = self.stacked.state_dict(run)
+        with torch.no_grad():
+            for p in self.stacked.params.values():
+                p[run] = 0.0
+                buf = self.optimizer.state.get(p, {}).get("momentum_buffer")
+                if buf is not None:
+                    buf[run] = 0.0
+
+    def state_dict(self) -> dict:
+        return {"params": {k: v.detach() for k, v in self.stacked.params.items()},
+                "buffers": self.stacked.buffers, "frozen": self.frozen}
+
+    def load_state_dict(self, state: dict) -> None:
+        with torch.no_grad():
+            for k, v in self.stacked.params.items():
+                v.copy_(state["params"][k])
+            for k, v in self.stacked.buffers.items():
+                v.copy_(state["buffers"][k])
+        self.frozen = dict(state["frozen"])
+
+    def write_back(self) -> None:
+        """Every seed's weights into its own module: the stack's, or a diverged seed's frozen."""
+        self.stacked.load_into(self.models)
+        for s, state in self.frozen.items():
+            self.models[s].load_state_dict(state, strict=False)
+
+
 def train_stacked(
     models: Sequence[nn.Module],
     masks: Sequence[dict | None],
@@ -361,9 +447,10 @@ def train_stacked(
 
     Returns one ``TrainResult`` per seed, equal (up to float rounding) to
     ``spp.training.train(models[s], masks[s], data, replace(cfg, seed=seeds[s]), device)``:
-    same data order and augmentation draws (one generator per seed, drawn in train()'s order),
-    same learning-rate schedule, evaluations, divergence rule and summary. The trained weights
-    are written back into ``models`` (masks applied with ``spp.masks.apply_mask``, as train()).
+    the same loop (``spp.train_loop.run_training``: data order, schedule, evaluations,
+    divergence rule, summary) drives a ``StackedStepper`` instead of one module. The trained
+    weights are written back into ``models`` (masks applied with ``spp.masks.apply_mask``, as
+    train()).
 
     A seed that diverges stops being evaluated and keeps its last good metrics, exactly as
     train() would; its weights at that point are what is written back (inside the stack they
@@ -376,25 +463,6 @@ def train_stacked(
     runs forward and loss under bf16 autocast, its cuDNN/TF32 switches hold for the run
     (ignored on CPU).
     """
-    import dataclasses
-    from pathlib import Path
-
-    from spp.data import save_atomic
-    from spp.fastpath import FastPath, cuda_flags, sgd_options
-    from spp.training import (
-        SIGTERM_EXIT_STATUS,
-        TrainConfig,
-        TrainingInterrupted,
-        TrainResult,
-        _SigtermFlag,
-        augment_batch,
-        inputs_fingerprint,
-        on_device,
-        param_groups,
-        stale_checkpoint,
-        summarize,
-    )
-
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
     models, masks, seeds = list(models), list(masks), list(seeds)
@@ -406,189 +474,9 @@ def train_stacked(
     if any(not isinstance(s, int) or isinstance(s, bool) for s in seeds):
         raise ValueError(f"seeds must be ints, got {seeds!r}")
     device, data, n_train = on_device(data, cfg, device)
-    for m in models:
-        m.to(device).train()
-    num = len(models)
-    stacked = stack_models(models, device)
-    _set_masks(models, masks, stacked, device)
-    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
-    fingerprint = (inputs_fingerprint([m.state_dict() for m in models], masks, data)
-                   if ckpt else "")
-    # Stacked SGD == per-seed SGD: every operation of torch.optim.SGD is elementwise. The fused
-    # kernel does weight decay, momentum and update in one pass (bit-identical to the default
-    # implementation in our checks, 6x faster on CPU for these tensors).
-    decayed = set(prunable_parameters(models[0]))
-    opt = torch.optim.SGD(param_groups(dict(stacked.params), decayed, cfg), lr=cfg.lr,
-                          momentum=cfg.momentum, **sgd_options(device))
-    gens = []
-    for s in seeds:
-        g = torch.Generator(device=device)
-        g.manual_seed(s)
-        gens.append(g)
-    xtr, ytr = data.x["train"], data.y["train"]
-    bsz = cfg.batch_size
-    # Normalising the whole training split once gives bit-identical batches (the normalisation
-    # is elementwise) and saves a conversion pass per step; only when the float copy is small.
-    xtr_float = data.normalize(xtr) if xtr.numel() * 4 <= prenormalize_bytes else None
-    x_buf = xtr_float.new_empty(num * bsz, *xtr.shape[1:]) if xtr_float is not None else None
-    y_buf = ytr.new_empty(num * bsz)
-
-    it, pos = 0, n_train
-    perms = [torch.empty(0, dtype=torch.long, device=device)] * num
-    histories: list[list[dict]] = [[] for _ in range(num)]
-    diverged = [False] * num
-    stopped_at = [0] * num
-    loss_sum = torch.zeros(num, device=device)
-    log_sum = torch.zeros(num, device=device)
-    loss_n = log_n = 0
-
-    frozen: dict[int, dict] = {}  # weights of diverged seeds as train() would leave them
-    saved_at = -1
-    fmt = "spp-stacked-checkpoint/1"
-    ref_cfg = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("log_every", "seed")}
-
-    def save_checkpoint():
-        nonlocal saved_at
-        if ckpt is None or saved_at == it:
-            return
-        saved_at = it
-        save_atomic({
-            "format": fmt, "config": ref_cfg, "seeds": seeds, "iteration": it,
-            "inputs": fingerprint,
-            "params": {k: v.detach() for k, v in stacked.params.items()},
-            "buffers": stacked.buffers, "optimizer": opt.state_dict(),
-            "generators": [g.get_state() for g in gens], "perms": perms, "pos": pos,
-            "loss_sum": loss_sum, "loss_n": loss_n, "log_sum": log_sum, "log_n": log_n,
-            "histories": histories, "diverged": diverged, "stopped_at": stopped_at,
-            "frozen": frozen,
-        }, ckpt)
-
-    state = None
-    if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-        if state.get("format") == fmt and stale_checkpoint(state, fingerprint, ckpt, log):
-            state = None
-    if state is not None:
-        if state.get("format") != fmt:
-            raise ValueError(f"{ckpt}: not a stacked training checkpoint; delete it to start "
-                             "afresh")
-        if state["config"] != ref_cfg or list(state["seeds"]) != seeds:
-            raise ValueError(f"{ckpt}: checkpoint of another configuration or seeds "
-                             f"({state['config']}, seeds {state['seeds']}); delete it to start "
-                             "afresh")
-        with torch.no_grad():
-            for k, v in stacked.params.items():
-                v.copy_(state["params"][k])
-            for k, v in stacked.buffers.items():
-                v.copy_(state["buffers"][k])
-        opt.load_state_dict(state["optimizer"])
-        for g, st in zip(gens, state["generators"], strict=True):
-            g.set_state(st.cpu())
-        it, pos, loss_n, log_n = state["iteration"], state["pos"], state["loss_n"], state["log_n"]
-        perms, loss_sum, log_sum = list(state["perms"]), state["loss_sum"], state["log_sum"]
-        histories = [list(h) for h in state["histories"]]
-        diverged, stopped_at = list(state["diverged"]), list(state["stopped_at"])
-        frozen.update(state["frozen"])
-        saved_at = it
-        log(f"[train-stacked] resumed from {ckpt} at iteration {it}/{cfg.iterations}")
-
-    def freeze(s):
-        # A diverged seed: keep its weights as train() would leave them, then zero them and
-        # their momentum so NaN/inf arithmetic cannot slow the group down.
-        frozen[s] = stacked.state_dict(s)
-        with torch.no_grad():
-            for p in stacked.params.values():
-                p[s] = 0.0
-                buf = opt.state.get(p, {}).get("momentum_buffer")
-                if buf is not None:
-                    buf[s] = 0.0
-
-    lr_now = None
-    t_last, it_last = time.perf_counter(), it
-    with cuda_flags(device, fast or FastPath()), _SigtermFlag() as sigterm:
-        while it < cfg.iterations and not all(diverged):
-            if pos + bsz > n_train:  # new epoch: each seed draws its own permutation
-                perms = [torch.randperm(n_train, generator=g, device=device) for g in gens]
-                pos = 0
-            idx = torch.cat([p[pos:pos + bsz] for p in perms])  # seed-major [S * B]
-            pos += bsz
-            # index_select: the same rows as x[idx], 5x faster than advanced indexing on CPU;
-            # into buffers made once, since fresh megabytes per step cost page faults on CPU
-            if xtr_float is not None:
-                x = torch.index_select(xtr_float, 0, idx, out=x_buf)
-            else:
-                x = data.normalize(xtr.index_select(0, idx))
-            x = x.view(num, bsz, *x.shape[1:])  # [S, B, C, H, W]
-            if cfg.augment:
-                x = torch.stack([augment_batch(x[s], g, cfg.translate_px, cfg.augmentation)
-                                 for s, g in enumerate(gens)])
-            if cfg.lr_at(it) != lr_now:
-                lr_now = cfg.lr_at(it)
-                for group in opt.param_groups:
-                    group["lr"] = lr_now
-            losses = stacked.losses_and_grads(x, torch.index_select(ytr, 0, idx, out=y_buf),
-                                              bf16=fast is not None and fast.bf16)
-            opt.step()
-            loss_sum += losses
-            log_sum += losses
-            loss_n += 1
-            log_n += 1
-            it += 1
-
-            newly = []
-            if it % cfg.log_every == 0 or it == cfg.iterations:
-                means = (log_sum / log_n).tolist()  # the only host sync between evaluations
-                now = time.perf_counter()
-                rate = (it - it_last) / max(now - t_last, 1e-9)
-                live = [m for m, d in zip(means, diverged, strict=True) if not d]
-                log(f"[train-stacked] iter {it}/{cfg.iterations} seeds {num} loss "
-                    f"{' '.join(f'{m:.4f}' for m in live)} lr {lr_now:.4g} {rate:.1f} it/s "
-                    f"({rate * len(live):.1f} seed-it/s)")
-                t_last, it_last = now, it
-                log_sum.zero_()
-                log_n = 0
-                newly = [s for s in range(num) if not diverged[s] and not math.isfinite(means[s])]
-            if it % cfg.eval_every == 0 or it == cfg.iterations:
-                train_losses = (loss_sum / loss_n).tolist()
-                newly += [s for s in range(num) if not diverged[s] and s not in newly
-                          and not math.isfinite(train_losses[s])]
-                for s in newly:
-                    diverged[s], stopped_at[s] = True, it
-                live = [s for s in range(num) if not diverged[s]]
-                if live:
-                    val = stacked_error_rates(stacked, data, "val", cfg.eval_batch_size)
-                    test = stacked_error_rates(stacked, data, "test", cfg.eval_batch_size)
-                    for s in live:
-                        histories[s].append({"iteration": it, "train_loss": train_losses[s],
-                                             "val_error": val[s], "test_error": test[s]})
-                    log(f"[eval] iter {it} " + "; ".join(
-                        f"seed {seeds[s]} val_error {val[s]:.2f}% test_error {test[s]:.2f}%"
-                        for s in live))
-                    t_last = time.perf_counter()
-                loss_sum.zero_()
-                loss_n = 0
-            else:
-                for s in newly:
-                    diverged[s], stopped_at[s] = True, it
-            for s in newly:
-                log(f"[train-stacked] seed {seeds[s]}: loss is not finite at iteration {it}: "
-                    "diverged; keeping its last good evaluation")
-                freeze(s)
-            if cfg.checkpoint_every and it % cfg.checkpoint_every == 0:
-                save_checkpoint()
-            if sigterm.raised:
-                save_checkpoint()
-                log(f"[train-stacked] SIGTERM: checkpoint written at iteration {it} to {ckpt}; "
-                    f"exiting with status {SIGTERM_EXIT_STATUS}, rerun to resume")
-                raise TrainingInterrupted(it, str(ckpt) if ckpt else None)
-        save_checkpoint()
-
-    stacked.load_into(models)
-    for s, state in frozen.items():
-        models[s].load_state_dict(state, strict=False)
-    return [
-        TrainResult(summary=summarize(histories[s], diverged[s],
-                                      stopped_at[s] if diverged[s] else it),
-                    history=histories[s])
-        for s in range(num)
-    ]
+    stepper = StackedStepper(models, masks, data, cfg, device, prenormalize_bytes,
+                             bf16=fast is not None and fast.bf16)
+    with cuda_flags(device, fast or FastPath()):
+        results = run_training(stepper, cfg, seeds, n_train, device, checkpoint_path, log)
+    stepper.write_back()
+    return results
