@@ -171,20 +171,10 @@ def parse_sparsity_token(token: str) -> float:
 
 
 def arch_family(arch: str) -> str:
-    """The base name in `spp.ARCHITECTURES` an architecture name belongs to."""
-    if re.fullmatch(r"mlp-\d+-(linear|tanh|relu|lrelu|selu)", arch):
-        return "mlp-K-ACT"
-    if arch in ("lenet300", "vgg16"):
-        return arch
-    m = re.fullmatch(r"resnet(\d+)", arch)
-    if m and (int(m.group(1)) - 2) % 6 == 0 and int(m.group(1)) >= 8:
-        return "resnetD"
-    if re.fullmatch(r"wrn-16-\d+", arch):
-        return "wrn-16-k"
-    raise ValueError(
-        f"unknown architecture {arch!r}; valid: mlp-K-ACT (ACT in linear/tanh/relu/lrelu/selu), "
-        "lenet300, vgg16, resnetD (D = 6n+2, e.g. resnet20, resnet32), wrn-16-k (e.g. wrn-16-6)"
-    )
+    """The family in `spp.ARCHITECTURES` an architecture name belongs to (`spp.models`)."""
+    from spp.models import arch_family as family
+
+    return family(arch)
 
 
 # --------------------------------------------------------------------------------------------

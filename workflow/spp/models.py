@@ -27,12 +27,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from numbers import Integral
 
 import torch
 from torch import nn
-
-ARCHITECTURES: tuple[str, ...] = ("mlp-K-ACT", "lenet300", "vgg16", "resnetD", "wrn-16-k")
 
 # Activation names. lrelu uses slope 0.2, TensorFlow's tf.nn.leaky_relu default, as the original.
 ACTIVATIONS: tuple[str, ...] = ("linear", "tanh", "relu", "lrelu", "selu")
@@ -324,14 +323,41 @@ def _build_wrn(m, shape, num_classes, activation, width) -> nn.Module:
     )
 
 
-# (pattern, builder): first full match wins.
-_REGISTRY: list[tuple[re.Pattern, Callable[..., nn.Module]]] = [
-    (re.compile(r"mlp-(\d+)-([a-z]+)"), _build_mlp),
-    (re.compile(r"lenet300"), _build_lenet300),
-    (re.compile(r"vgg16"), _build_vgg),
-    (re.compile(r"resnet(\d+)"), _build_resnet),
-    (re.compile(r"wrn-(\d+)-(\d+)"), _build_wrn),
-]
+@dataclass(frozen=True)
+class Arch:
+    """One family of architecture names: its pattern, its builder, and which names are valid
+    (the config check uses it before any job; the builder raises the detailed error)."""
+
+    family: str  # the name in ARCHITECTURES
+    pattern: re.Pattern
+    build: Callable[..., nn.Module]
+    valid: Callable[[re.Match], bool] = lambda m: True
+
+
+# First full match wins. A new network is its builder and one entry here.
+_REGISTRY: tuple[Arch, ...] = (
+    Arch("mlp-K-ACT", re.compile(r"mlp-(\d+)-([a-z]+)"), _build_mlp,
+         lambda m: int(m.group(1)) >= 1 and m.group(2) in ACTIVATIONS),
+    Arch("lenet300", re.compile(r"lenet300"), _build_lenet300),
+    Arch("vgg16", re.compile(r"vgg16"), _build_vgg),
+    Arch("resnetD", re.compile(r"resnet(\d+)"), _build_resnet,
+         lambda m: int(m.group(1)) >= 8 and (int(m.group(1)) - 2) % 6 == 0),
+    # Any 6n+4 depth builds; the paper's tables (and so the config check) use WRN-16 only.
+    Arch("wrn-16-k", re.compile(r"wrn-(\d+)-(\d+)"), _build_wrn,
+         lambda m: m.group(1) == "16" and int(m.group(2)) >= 1),
+)
+ARCHITECTURES: tuple[str, ...] = tuple(a.family for a in _REGISTRY)
+_NAMES_HELP = ("mlp-K-ACT (ACT in linear/tanh/relu/lrelu/selu), lenet300, vgg16, resnetD "
+               "(D = 6n+2, e.g. resnet20, resnet32), wrn-16-k (e.g. wrn-16-6)")
+
+
+def arch_family(arch: str) -> str:
+    """The family in ARCHITECTURES an architecture name belongs to; ValueError if none."""
+    for a in _REGISTRY:
+        m = a.pattern.fullmatch(str(arch))
+        if m and a.valid(m):
+            return a.family
+    raise ValueError(f"unknown architecture {arch!r}; valid: {_NAMES_HELP}")
 
 
 def build_model(
@@ -354,14 +380,11 @@ def build_model(
         raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
     if not isinstance(arch, str):
         raise ValueError(f"arch must be a string, got {arch!r}; valid: {', '.join(ARCHITECTURES)}")
-    for pattern, builder in _REGISTRY:
-        m = pattern.fullmatch(arch)
+    for a in _REGISTRY:
+        m = a.pattern.fullmatch(arch)
         if m:
-            return builder(m, shape, int(num_classes), activation, float(width))
-    raise ValueError(
-        f"unknown architecture {arch!r}; valid: {', '.join(ARCHITECTURES)} "
-        "(e.g. mlp-7-tanh, resnet20, resnet32, wrn-16-6)"
-    )
+            return a.build(m, shape, int(num_classes), activation, float(width))
+    raise ValueError(f"unknown architecture {arch!r}; valid: {_NAMES_HELP}")
 
 
 def prunable_parameters(model: nn.Module, biases: bool = True) -> dict[str, nn.Parameter]:
