@@ -34,14 +34,17 @@ from torch import nn
 
 from spp.ablations import ABLATIONS, ablate, collapsed_layers
 from spp.masks import global_mask, weights_only
-from spp.scores import method_info, score_in_context
+from spp.scores import method_info, methods, score_in_context
 
-METHODS: tuple[str, ...] = (
-    "snip", "grasp", "synflow", "magnitude", "magnitude-after-training", "random",
-)
+# Every registered pruning method can run here (the loop supplies any context a method takes):
+# the paper's six in its order (figures, legends), then any other, by name.
+PAPER_METHODS = ("snip", "grasp", "synflow", "magnitude", "magnitude-after-training", "random")
+METHODS: tuple[str, ...] = tuple(sorted(
+    methods(), key=lambda m: (PAPER_METHODS.index(m) if m in PAPER_METHODS else 99, m)))
 UNABLATED = ("random",)
 # The methods at initialization whose ablations the paper tests.
-AT_INIT = tuple(m for m in METHODS if not method_info(m).after_training and m not in UNABLATED)
+AT_INIT = tuple(m for m in PAPER_METHODS
+                if not method_info(m).after_training and m not in UNABLATED)
 REINIT_SEED_OFFSET = 1_000_003
 
 KEYS = ["network", "method", "ablation", "sparsity"]
