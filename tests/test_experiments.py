@@ -298,3 +298,14 @@ def test_a_method_needing_the_target_sparsity_is_refused_by_the_core_score_stage
         semantic_check(cfg)
     cfg["figure3"]["method"] = "magnitude"
     semantic_check(cfg)
+
+
+def test_figure3_with_a_method_without_a_loss_gets_no_loss_token():
+    cfg = _quick_cfg()
+    cfg["figure3"]["method"] = "magnitude"
+    def counter(arch, ds, act, width):  # the base is the smallest network
+        return 100 if (arch, width) == ("resnet20", 0.25) else 200
+
+    rows = X.expand(cfg, counter=counter)
+    pruned = [r["runs"]["main"] for r in rows["figure3"] if r["runs"]["main"].method != "dense"]
+    assert pruned and all(n.score_token == "magnitude" for n in pruned)

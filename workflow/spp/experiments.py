@@ -408,7 +408,9 @@ def figure3_rows(cfg: dict, counter: Callable[..., int] = count_prunable) -> lis
                 "use a wider or deeper variant"
             )
         sparsity = 1.0 - n_base / n
-        net = Net(ds, v["arch"], None, v.get("width", 1.0), t["init"], None, t["method"], t["loss"],
+        # figure3.loss is connection sensitivity's: a method without a loss option gets none
+        loss = t["loss"] if "loss" in scores.method_info(t["method"]).options else None
+        net = Net(ds, v["arch"], None, v.get("width", 1.0), t["init"], None, t["method"], loss,
                   sparsity, "none", ds)
         rows.append({"table": "figure3",
                      "keys": {"model": v["name"], "arch": v["arch"], "width": v.get("width", 1.0),
