@@ -117,6 +117,21 @@ def test_one_checkpoint_layout_for_both_steppers(engine, tmp_path):
         assert set(state) == loop_keys | own[engine]
 
 
+class _Kill(Exception):
+    pass
+
+
+def _kill_at(engine, masks, data, ckpt, marker: str) -> None:
+    """Run until a log line holds ``marker``, then die as a killed process would."""
+
+    def killer(line):
+        if marker in line:
+            raise _Kill
+
+    with pytest.raises(_Kill):
+        _run(engine, _models(), masks, data, ckpt=ckpt, log=killer)
+
+
 @pytest.mark.parametrize("engine", ["module", "stacked"])
 def test_killed_then_resumed_is_bit_identical_for_both_steppers(engine, tmp_path):
     data = _data()
@@ -124,15 +139,7 @@ def test_killed_then_resumed_is_bit_identical_for_both_steppers(engine, tmp_path
     reference_models = _models()
     reference = _run(engine, reference_models, masks, data)
 
-    class Kill(Exception):
-        pass
-
-    def killer(line):
-        if "iter 75/" in line:
-            raise Kill
-
-    with pytest.raises(Kill):  # killed after its checkpoint at 60
-        _run(engine, _models(), masks, data, ckpt=tmp_path / "c.ckpt", log=killer)
+    _kill_at(engine, masks, data, tmp_path / "c.ckpt", "iter 75/")  # after its checkpoint at 60
     lines = []
     resumed_models = _models()  # a new process starts from the init again
     resumed = _run(engine, resumed_models, masks, data, ckpt=tmp_path / "c.ckpt",
@@ -201,15 +208,7 @@ def test_a_version_1_checkpoint_still_resumes(engine, tmp_path):
     reference_models = _models()
     reference = _run(engine, reference_models, masks, data)
 
-    class Kill(Exception):
-        pass
-
-    def killer(line):
-        if "iter 45/" in line:
-            raise Kill
-
-    with pytest.raises(Kill):  # killed after its checkpoint at 40
-        _run(engine, _models(), masks, data, ckpt=tmp_path / "c.ckpt", log=killer)
+    _kill_at(engine, masks, data, tmp_path / "c.ckpt", "iter 45/")  # after its checkpoint at 40
     path = _checkpoints(engine, tmp_path / "c.ckpt")[0]
     torch.save(_as_version_1(torch.load(path, weights_only=True), engine), path)
     lines = []
