@@ -6,7 +6,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import spp
@@ -145,20 +144,6 @@ def save_json(obj, path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=1))
     os.replace(tmp, path)
-
-
-def limited(batches, max_examples: int | None) -> Iterator:
-    """The first `max_examples` examples of a batch iterator (all when None)."""
-    seen = 0
-    for x, y in batches:
-        if max_examples is not None and seen + len(x) > max_examples:
-            x, y = x[: max_examples - seen], y[: max_examples - seen]
-        if len(x) == 0:
-            return
-        seen += len(x)
-        yield x, y
-        if max_examples is not None and seen >= max_examples:
-            return
 
 
 def network(net: dict, weights_file, mask_file=None, device="cpu"):

@@ -8,7 +8,7 @@ if snakemake.scriptdir not in sys.path:
 import spp  # noqa: E402
 import spp.data  # noqa: E402
 import spp.paths as P  # noqa: E402
-from _common import limited, network, pick_device, save, start  # noqa: E402
+from _common import network, pick_device, save, start  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params
@@ -22,6 +22,7 @@ for seed in p.seeds:
     options = {"loss": loss} if loss is not None else {}
     scores = spp.scores.score_in_context(
         model, method, context={"seed": seed}, options=options,
-        batches=lambda: limited(data.batches("train", p.batch_size), p.max_examples))
+        batches=lambda: spp.data.first_examples(data.batches("train", p.batch_size),
+                                                p.max_examples))
     save({k: v.detach().cpu() for k, v in scores.items()}, P.seed_tensors(out, seed))
     log(f"seed {seed}: {method} {options} on {device}")

@@ -10,7 +10,7 @@ if snakemake.scriptdir not in sys.path:
 import spp  # noqa: E402
 import spp.data  # noqa: E402
 import spp.paths as P  # noqa: E402
-from _common import limited, network, pick_device, save_json, start  # noqa: E402
+from _common import network, pick_device, save_json, start  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params
@@ -21,8 +21,8 @@ for seed in p.seeds:
     model, mask = network(p.net, P.seed_tensors(snakemake.input.weights, seed),
                           P.seed_tensors(snakemake.input.mask, seed), device)
     model.eval()
-    jac = spp.jacobian_singular_values(model, limited(data.batches("train", p.batch_size),
-                                                      p.max_examples))
+    batches = spp.data.first_examples(data.batches("train", p.batch_size), p.max_examples)
+    jac = spp.jacobian_singular_values(model, batches)
     record = {
         "seed": seed,
         "jacobian": {k: float(v) for k, v in jac.items()},

@@ -465,6 +465,21 @@ def prepare(name: str, raw_dir: str | Path, out_path: str | Path, verify_md5: bo
     save_atomic(payload, out_path)
 
 
+def first_examples(batches, max_examples: int | None) -> Iterator:
+    """The first ``max_examples`` examples of a batch iterator, exactly (the last batch cut),
+    or all of them when None: the one meaning of "scores / Jacobians over N examples"."""
+    seen = 0
+    for x, y in batches:
+        if max_examples is not None and seen + len(x) > max_examples:
+            x, y = x[: max_examples - seen], y[: max_examples - seen]
+        if len(x) == 0:
+            return
+        seen += len(x)
+        yield x, y
+        if max_examples is not None and seen >= max_examples:
+            return
+
+
 def save_atomic(obj, path: str | Path) -> None:
     """torch.save to a temporary file beside ``path``, then rename: never a half-written file."""
     path = Path(path)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 import spp
+from spp.data import first_examples
 from spp.training import TrainConfig, train
 
 PRUNINGS = {"CS": "snip", "Rand": "random", "Dense": "dense"}
@@ -47,24 +48,14 @@ def parse_method(label: str, vs_scheme: str = "vs-lecun") -> Method:
     return Method(init, PRUNINGS[m.group(2)], bool(m.group(3)), label)
 
 
-def _first(batches: Iterable, max_examples: int | None) -> Iterator:
-    seen = 0
-    for x, y in batches:
-        if max_examples is not None:
-            x, y = x[: max_examples - seen], y[: max_examples - seen]
-        if len(x) == 0:
-            return
-        seen += len(x)
-        yield x, y
-
-
 def _mlp(data, activation: str, depth: int = 7) -> torch.nn.Module:
     return spp.build_model(f"mlp-{depth}-{activation}", tuple(data.input_shape), data.num_classes)
 
 
 def _scores(model, prune: str, data, seed: int, batch_size: int, examples: int | None) -> dict:
     if prune == "snip":
-        return spp.score(model, "snip", batches=_first(data.batches("train", batch_size), examples))
+        batches = first_examples(data.batches("train", batch_size), examples)
+        return spp.score(model, "snip", batches=batches)
     if prune == "random":
         return spp.score(model, "random", seed=seed)
     raise ValueError(f"unknown pruning {prune!r}; allowed: snip, random")
@@ -150,7 +141,8 @@ def signal_rows(
                             spp.approximate_isometry(net, mask, steps=isometry_steps,
                                                      lr=isometry_lr)  # fmt: skip
                         stats = spp.jacobian_singular_values(
-                            net, _first(data.batches("train", batch_size), jacobian_examples)
+                            net, first_examples(data.batches("train", batch_size),
+                                                jacobian_examples)
                         )
                         rows.append(
                             {

@@ -24,7 +24,6 @@ Choices the paper leaves to the implementation, stated here once:
 from __future__ import annotations
 
 import copy
-import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 
@@ -33,6 +32,7 @@ import torch
 from torch import nn
 
 from spp.ablations import ABLATIONS, ablate, collapsed_layers
+from spp.data import first_examples
 from spp.masks import global_mask, weights_only
 from spp.scores import method_info, methods, score_in_context
 
@@ -263,12 +263,7 @@ def ranking_text(table: pd.DataFrame, metric: str = "error") -> str:
 
 def batches_limited(data, batch_size: int, max_examples: int | None) -> Callable[[], Iterable]:
     """A factory of fresh scoring iterators over the first ``max_examples`` training images."""
-    def make():
-        it = data.batches("train", batch_size)
-        if max_examples is None:
-            return it
-        return itertools.islice(it, max(1, math.ceil(max_examples / batch_size)))
-    return make
+    return lambda: first_examples(data.batches("train", batch_size), max_examples)
 
 
 LINESTYLES = {"none": "-", "shuffle": "--", "reinit": ":", "invert": "-."}
