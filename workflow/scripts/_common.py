@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -127,23 +126,6 @@ def load(path) -> dict:
             f"folder, which Snakemake cannot see. Delete the folder {path.parent} and rerun: "
             "Snakemake rebuilds it and everything downstream")
     return torch.load(path, weights_only=True, map_location="cpu")
-
-
-def save(obj, path) -> None:
-    """Atomic torch.save (tmp then rename), creating the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def save_json(obj, path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def network(net: dict, weights_file, mask_file=None, device="cpu"):

@@ -6,7 +6,8 @@ if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import spp.data  # noqa: E402
 import torch  # noqa: E402
-from _common import save, start  # noqa: E402
+from _common import start  # noqa: E402
+from spp.atomic import save_tensors  # noqa: E402
 from spp.figure_experiments import sparsity_patterns  # noqa: E402
 
 log = start(snakemake)
@@ -22,7 +23,7 @@ res = sparsity_patterns(
     batch_size=p.batch_size,
     examples=p.examples,
 )
-save(
+save_tensors(
     {
         "sparsities": torch.tensor(sorted(res["masks"]), dtype=torch.float64),
         "masks": {

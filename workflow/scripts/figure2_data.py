@@ -1,7 +1,6 @@
 """Figure 2 data for one activation: (a) Jacobian singular values against sparsity per method,
 or (b) training curves at one sparsity (params.panel)."""
 
-import os
 import sys
 
 if snakemake.scriptdir not in sys.path:
@@ -10,6 +9,7 @@ import pandas as pd  # noqa: E402
 import spp.data  # noqa: E402
 from _common import pick_device, start  # noqa: E402
 from spp import figure_experiments as F  # noqa: E402
+from spp.atomic import write_csv  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params
@@ -34,7 +34,5 @@ else:
     device = pick_device(p.device)
     rows = F.training_rows(data, act, methods, sparsity, p.seeds, t, device=device, **common)
 out = snakemake.output[0]
-tmp = out + ".tmp"
-pd.DataFrame(rows).to_csv(tmp, index=False)
-os.replace(tmp, out)
+write_csv(pd.DataFrame(rows), out)
 log(f"figure2{p.panel} {act}: {len(rows)} rows -> {out}")

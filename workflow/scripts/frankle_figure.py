@@ -1,13 +1,13 @@
 """P/tables/frankle.csv -> P/figures/frankle.{png,svg} and the measured claim (caption text)."""
 
 import sys
-from pathlib import Path
 
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import pandas as pd  # noqa: E402
 import spp.frankle  # noqa: E402
 from _common import start  # noqa: E402
+from spp.atomic import write_text  # noqa: E402
 from spp.plotting import save_figure  # noqa: E402
 
 log = start(snakemake)
@@ -18,8 +18,5 @@ fig = spp.frankle.figure(table, note=f"Frankle et al. 2021 experiment, {label}")
 save_figure(fig, snakemake.output.png, snakemake.output.svg)
 text = (f"[{label}] " + spp.frankle.ranking_text(table) + " "
         + spp.frankle.claim_text(table))
-out = Path(snakemake.output.claim)
-tmp = out.with_name(out.name + ".tmp")
-tmp.write_text(text + "\n")
-tmp.replace(out)
+write_text(snakemake.output.claim, text + "\n")
 log(text)

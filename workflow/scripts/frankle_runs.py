@@ -11,7 +11,8 @@ import spp.data  # noqa: E402
 import spp.frankle  # noqa: E402
 import spp.paths as P  # noqa: E402
 import spp.training  # noqa: E402
-from _common import build, load, pick_device, save_json, start  # noqa: E402
+from _common import build, load, pick_device, start  # noqa: E402
+from spp.atomic import write_json  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params
@@ -54,6 +55,6 @@ for seed in p.seeds:
 for r in rows:
     r.update(network=p.net["name"], arch=p.net["arch"], dataset=snakemake.wildcards.dataset,
              init=p.net["scheme"], device=str(device))
-save_json(rows, snakemake.output[0])
+write_json(rows, snakemake.output[0])
 shutil.rmtree(CKPT_DIR, ignore_errors=True)
 log(f"{len(rows)} runs written")

@@ -10,6 +10,7 @@ if snakemake.scriptdir not in sys.path:
 import pandas as pd  # noqa: E402
 import spp.frankle  # noqa: E402
 from _common import start  # noqa: E402
+from spp.atomic import write_csv  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params
@@ -24,7 +25,5 @@ runs = pd.DataFrame(rows)
 table = spp.frankle.aggregate(runs)
 table.insert(0, "preset", p.preset)
 for df, out in ((runs, snakemake.output.runs), (table, snakemake.output.csv)):
-    tmp = Path(out).with_name(Path(out).name + ".tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(out)
+    write_csv(df, out)
 log(f"{len(runs)} runs -> {len(table)} rows")

@@ -8,7 +8,8 @@ if snakemake.scriptdir not in sys.path:
 import spp  # noqa: E402
 import spp.paths as P  # noqa: E402
 import torch  # noqa: E402
-from _common import build, load, save, start  # noqa: E402
+from _common import build, load, start  # noqa: E402
+from spp.atomic import save_tensors  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params
@@ -22,7 +23,7 @@ for seed in p.seeds:
     else:
         scores = load(P.seed_tensors(snakemake.input.score, seed))
         mask = spp.global_mask(scores, p.sparsity)
-    save({k: v.cpu() for k, v in mask.items()}, P.seed_tensors(out, seed))
+    save_tensors({k: v.cpu() for k, v in mask.items()}, P.seed_tensors(out, seed))
     kept = sum(int(v.sum()) for v in mask.values())
     total = sum(v.numel() for v in mask.values())
     log(f"seed {seed}: kept {kept}/{total} ({1 - kept / total:.4f} pruned)")

@@ -4,7 +4,8 @@ import sys
 
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
-from _common import save_json, start  # noqa: E402
+from _common import start  # noqa: E402
+from spp.atomic import write_json  # noqa: E402
 from spp.provenance import collect  # noqa: E402
 
 log = start(snakemake)
@@ -16,5 +17,5 @@ prov = collect(
     train_dirs=p.train_dirs,
     repo_dir=p.repo_dir,
 )
-save_json(prov, snakemake.output[0])
+write_json(prov, snakemake.output[0])
 log(f"provenance -> {snakemake.output[0]}")

@@ -9,6 +9,7 @@ if snakemake.scriptdir not in sys.path:
 import pandas as pd  # noqa: E402
 from _common import start  # noqa: E402
 from spp import summary as S  # noqa: E402
+from spp.atomic import write_text  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params
@@ -19,15 +20,10 @@ rule = S.rule_text(p.tolerances)
 prov = json.loads(Path(snakemake.input.provenance).read_text())
 
 
-def write(path, text):
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-write(out.csv, summary.to_csv(index=False))
+write_text(out.csv, summary.to_csv(index=False))
 note = snakemake.config["preset_note"]  # not a param: see report_table.py
 body = S.summary_html(summary, p.preset, p.comparable, rule, note=note)
-write(out.html, S.standalone_page(f"Paper versus ours, every table cell [{p.preset} preset]", body))
-write(out.front, S.front_page_html(prov, summary, p.comparable, rule))
+title = f"Paper versus ours, every table cell [{p.preset} preset]"
+write_text(out.html, S.standalone_page(title, body))
+write_text(out.front, S.front_page_html(prov, summary, p.comparable, rule))
 log(f"summary: {S.verdict_counts(summary)} -> {out.html}")

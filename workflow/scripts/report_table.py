@@ -1,12 +1,12 @@
 """One aggregated table CSV -> the table in the paper's layout (HTML), ours over the paper's."""
 
 import sys
-from pathlib import Path
 
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import pandas as pd  # noqa: E402
 from _common import start  # noqa: E402
+from spp.atomic import write_text  # noqa: E402
 from spp.report_tables import paper_layout_html  # noqa: E402
 from spp.table_specs import table_title  # noqa: E402
 
@@ -18,8 +18,5 @@ df = pd.read_csv(snakemake.input[0])
 note = snakemake.config["preset_note"]
 page = paper_layout_html(p.table, df, table_title(p.table, snakemake.config), preset=p.preset,
                          note=note, comparable=p.comparable)
-out = Path(snakemake.output[0])
-tmp = out.with_name(out.name + ".tmp")
-tmp.write_text(page)
-tmp.replace(out)
+out = write_text(snakemake.output[0], page)
 log(f"{p.table}: paper layout -> {out}")

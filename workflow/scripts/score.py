@@ -8,7 +8,8 @@ if snakemake.scriptdir not in sys.path:
 import spp  # noqa: E402
 import spp.data  # noqa: E402
 import spp.paths as P  # noqa: E402
-from _common import network, pick_device, save, start  # noqa: E402
+from _common import network, pick_device, start  # noqa: E402
+from spp.atomic import save_tensors  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params
@@ -24,5 +25,5 @@ for seed in p.seeds:
         model, method, context={"seed": seed}, options=options,
         batches=lambda: spp.data.first_examples(data.batches("train", p.batch_size),
                                                 p.max_examples))
-    save({k: v.detach().cpu() for k, v in scores.items()}, P.seed_tensors(out, seed))
+    save_tensors({k: v.detach().cpu() for k, v in scores.items()}, P.seed_tensors(out, seed))
     log(f"seed {seed}: {method} {options} on {device}")

@@ -10,7 +10,8 @@ if snakemake.scriptdir not in sys.path:
 import spp  # noqa: E402
 import spp.data  # noqa: E402
 import spp.paths as P  # noqa: E402
-from _common import network, pick_device, save_json, start  # noqa: E402
+from _common import network, pick_device, start  # noqa: E402
+from spp.atomic import write_json  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params
@@ -32,6 +33,6 @@ for seed in p.seeds:
         "total": int(sum(v.numel() for v in mask.values())),
         "examples": p.max_examples,
     }
-    save_json(record, P.seed_signal(out, seed))
+    write_json(record, P.seed_signal(out, seed))
     log(f"seed {seed}: jsv mean {record['jacobian'].get('mean', math.nan):.4g}, "
         f"OS {record['orthogonality_score']:.4g}")

@@ -13,7 +13,8 @@ import spp.data  # noqa: E402
 import spp.paths as P  # noqa: E402
 import spp.stacked  # noqa: E402
 import spp.training  # noqa: E402
-from _common import network, pick_device, save_json, start  # noqa: E402
+from _common import network, pick_device, start  # noqa: E402
+from spp.atomic import write_atomic, write_json  # noqa: E402
 from spp.models import MLP  # noqa: E402
 
 log = start(snakemake)
@@ -55,13 +56,14 @@ else:
 for s, result in zip(seeds, results, strict=True):
     out = folder(s)
     history = list(result.history)
-    tmp = out / f"{P.HISTORY}.tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(history[0]) if history else ["iteration"])
-        w.writeheader()
-        w.writerows(history)
-    tmp.replace(out / P.HISTORY)
-    save_json({**result.summary, "seed": s, "device": str(device), "recipe": dict(p.recipe),
+    def write_history(tmp, history=history):
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(history[0]) if history else ["iteration"])
+            w.writeheader()
+            w.writerows(history)
+
+    write_atomic(out / P.HISTORY, write_history)
+    write_json({**result.summary, "seed": s, "device": str(device), "recipe": dict(p.recipe),
                "net": dict(p.net), "train_dataset": snakemake.wildcards.train_dataset},
               out / P.METRICS)
     log(f"seed {s}: error {result.summary.get('error')} "

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import paths
+from .atomic import write_text
 from .table_specs import ERRORS, spec
 
 # ------------------------------------------------------------------------------- reading
@@ -345,22 +346,14 @@ def to_html(df: pd.DataFrame, title: str = "", note: str = "") -> str:
     )
 
 
-def _write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_table(df: pd.DataFrame, csv: str, md: str | None = None, html_path: str | None = None,
                 title: str = "", note: str = "") -> None:
     """CSV (all columns, full precision) and Markdown / HTML renderings, written atomically."""
-    _write_text(csv, df.to_csv(index=False))
+    write_text(csv, df.to_csv(index=False))
     if md:
-        _write_text(md, to_markdown(df, title, note))
+        write_text(md, to_markdown(df, title, note))
     if html_path:
-        _write_text(html_path, to_html(df, title, note))
+        write_text(html_path, to_html(df, title, note))
 
 
 def plot_figure3(df: pd.DataFrame, png: str, svg: str, note: str = "") -> None:

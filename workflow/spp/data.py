@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from spp.archives import ChecksumError, load_cifar_pickle, md5sum, open_zip, read_tar
+from spp.atomic import save_tensors
 
 REPO_SUBSETS = Path(__file__).resolve().parents[2] / "data" / "subsets"
 FORMAT = "spp-dataset/1"
@@ -462,7 +463,7 @@ def prepare(name: str, raw_dir: str | Path, out_path: str | Path, verify_md5: bo
         "x": {"train": xtr[tr].contiguous(), "val": xtr[va].contiguous(), "test": xte.contiguous()},
         "y": {"train": ytr[tr].clone(), "val": ytr[va].clone(), "test": yte.clone()},
     }
-    save_atomic(payload, out_path)
+    save_tensors(payload, out_path)
 
 
 def first_examples(batches, max_examples: int | None) -> Iterator:
@@ -478,18 +479,6 @@ def first_examples(batches, max_examples: int | None) -> Iterator:
         yield x, y
         if max_examples is not None and seen >= max_examples:
             return
-
-
-def save_atomic(obj, path: str | Path) -> None:
-    """torch.save to a temporary file beside ``path``, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------- load

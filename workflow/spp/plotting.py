@@ -11,7 +11,6 @@ threads (the workflow runs these light jobs inside the Snakemake process).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from spp.atomic import write_atomic  # noqa: E402
 from spp.table_specs import spec  # noqa: E402
 
 # Methods of Figure 2, named as in the paper: {init}-{pruning}[-AI]. One hue per init+pruning
@@ -88,21 +88,12 @@ def _method_order(labels: Sequence[str]) -> list[str]:
 
 
 def save_figure(fig: Figure, *paths: str | os.PathLike) -> None:
-    """Write ``fig`` to every path (format from the suffix), each atomically, then close it."""
+    """Write ``fig`` to every path (format from the suffix), each atomically."""
     for path in paths:
         path = Path(path)
         if path.suffix.lower() not in (".png", ".svg", ".pdf"):
             raise ValueError(f"figure path {str(path)!r} must end in .png, .svg or .pdf")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-        os.close(fd)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
-        try:
-            fig.savefig(tmp, format=path.suffix[1:].lower())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, fig.savefig)  # the temporary file keeps the suffix: the format
 
 
 # --------------------------------------------------------------------------- Figure 1

@@ -44,7 +44,8 @@ from typing import Protocol
 
 import torch
 
-from spp.data import DataSplits, save_atomic
+from spp.atomic import save_tensors
+from spp.data import DataSplits
 
 CHECKPOINT_FORMAT = "spp-train-checkpoint/2"
 SIGTERM_EXIT_STATUS = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
@@ -233,7 +234,7 @@ def run_training(stepper: Stepper, cfg, seeds: Sequence[int], n_train: int, devi
         if ckpt is None or saved_at == it:
             return
         saved_at = it
-        save_atomic({
+        save_tensors({
             "format": CHECKPOINT_FORMAT, "stepper": stepper.name, "config": config,
             "seeds": seeds, "inputs": inputs, "iteration": it,
             "generators": [g.get_state() for g in gens], "perms": perms, "pos": pos,
