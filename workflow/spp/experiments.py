@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import paths, scores
+from .models import arch_family  # the config check's name for spp.models' registry
 
 # Paper row names of Tables 2 and 3 -> (init scheme, repair).
 ROW_INITS: dict[str, tuple[str, str]] = {
@@ -168,13 +169,6 @@ def parse_sparsity_token(token: str) -> float:
 
 # --------------------------------------------------------------------------------------------
 # Architecture names
-
-
-def arch_family(arch: str) -> str:
-    """The family in `spp.ARCHITECTURES` an architecture name belongs to (`spp.models`)."""
-    from spp.models import arch_family as family
-
-    return family(arch)
 
 
 # --------------------------------------------------------------------------------------------

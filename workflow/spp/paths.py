@@ -61,17 +61,21 @@ def stage_pattern(root: str, stage: str) -> str:
     return f"{root}/{_relative(stage, _wildcards(stage))}"
 
 
+def _beside(kind: str, suffix: str, root: str, stage: str, rule: str | None,
+            per_seed: bool) -> str:
+    rel = _relative(stage, _wildcards(stage)).split("/", 1)[1]
+    return f"{root}/{kind}/{rule or stage}/{rel}" + ("/seed{seed}" if per_seed else "") + suffix
+
+
 def log_pattern(root: str, stage: str, rule: str | None = None, per_seed: bool = False) -> str:
     """A stage job's log: the folder's path under ``logs/<rule>`` (+ ``/seed{seed}``)."""
-    rel = _relative(stage, _wildcards(stage)).split("/", 1)[1]
-    return f"{root}/logs/{rule or stage}/{rel}" + ("/seed{seed}" if per_seed else "") + ".log"
+    return _beside("logs", ".log", root, stage, rule, per_seed)
 
 
 def benchmark_pattern(root: str, stage: str, rule: str | None = None,
                       per_seed: bool = False) -> str:
     """A stage job's Snakemake benchmark, laid out as its log."""
-    rel = _relative(stage, _wildcards(stage)).split("/", 1)[1]
-    return f"{root}/benchmarks/{rule or stage}/{rel}" + ("/seed{seed}" if per_seed else "") + ".tsv"
+    return _beside("benchmarks", ".tsv", root, stage, rule, per_seed)
 
 
 def data_file(root: str, dataset: str) -> str:
