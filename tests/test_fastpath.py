@@ -14,7 +14,7 @@ from spp.fastpath import (
 )
 from spp.models import build_model
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (no GPU here)")
+cuda = pytest.mark.cuda  # skipped without a GPU (tests/conftest.py)
 
 
 def test_cpu_is_untouched_bit_for_bit():

@@ -25,6 +25,10 @@ code calls them unconditionally and CPU runs stay bit-for-bit what they were. On
   for small models where kernel-launch latency dominates). Compilation costs tens of seconds, so
   it is worth it for 100k-iteration runs, not for tests; off by default.
 
+- ``cuda_graph``: the whole training step (forward, loss, backward, SGD, mask) captured once as
+  a CUDA graph on static batch buffers and replayed each step (``spp.graph_step``): one launch
+  instead of hundreds of small kernels. Off by default; ignored on CPU.
+
 ``FastPath`` bundles the switches so a config section (``train.fast: {bf16: ..., compile: ...}``)
 maps onto one object; ``FastPath.for_device(device)`` is the recommended default (everything but
 compile on CUDA, nothing on CPU).
@@ -39,6 +43,7 @@ import torch
 from torch import nn
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+_GRAPHING_COMPILE_MODES = ("reduce-overhead", "max-autotune")  # they make CUDA graphs themselves
 
 
 def _is_cuda(device) -> bool:
@@ -64,12 +69,17 @@ class FastPath:
     tf32: bool = False
     compile: bool = False
     compile_mode: str = "max-autotune-no-cudagraphs"
+    cuda_graph: bool = False
 
     def __post_init__(self):
         if self.compile_mode not in COMPILE_MODES:
             raise ValueError(
                 f"unknown compile_mode {self.compile_mode!r}; valid: {', '.join(COMPILE_MODES)}"
             )
+        if self.cuda_graph and self.compile and self.compile_mode in _GRAPHING_COMPILE_MODES:
+            raise ValueError(f"cuda_graph captures the whole step; compile_mode "
+                             f"{self.compile_mode!r} makes CUDA graphs of its own inside it: use "
+                             "'default' or 'max-autotune-no-cudagraphs'")
 
     @classmethod
     def for_device(cls, device, compile: bool = False) -> FastPath:
@@ -81,7 +91,8 @@ class FastPath:
 
     @property
     def enabled(self) -> bool:
-        return any((self.bf16, self.channels_last, self.cudnn_benchmark, self.tf32, self.compile))
+        return any((self.bf16, self.channels_last, self.cudnn_benchmark, self.tf32, self.compile,
+                    self.cuda_graph))
 
 
 @contextlib.contextmanager

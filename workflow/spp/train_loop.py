@@ -46,6 +46,7 @@ import torch
 
 from spp.atomic import save_tensors
 from spp.data import DataSplits
+from spp.graph_step import capture_step
 
 CHECKPOINT_FORMAT = "spp-train-checkpoint/2"
 SIGTERM_EXIT_STATUS = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
@@ -205,6 +206,8 @@ def run_training(stepper: Stepper, cfg, seeds: Sequence[int], n_train: int, devi
     Resumes from ``checkpoint_path`` when that file exists (same config, seeds, stepper kind and
     inputs; see the module doc).
     """
+    # FastPath(cuda_graph=True) on CUDA: the update replayed as a CUDA graph (spp.graph_step)
+    stepper = capture_step(stepper, device)
     seeds = list(seeds)
     num = len(seeds)
     tag = f"[{stepper.name}]"
