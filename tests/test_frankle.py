@@ -136,4 +136,4 @@ def test_dry_run_plans_the_frankle_targets(repo_root):
         assert f"rule {rule}:" in text, text
     # One job per network x method in the quick preset: all six methods are planned.
     for method in FK.METHODS:
-        assert f"vs-he/{method}/all.json" in text, method
+        assert f"kaiming-normal/{method}/all.json" in text, method

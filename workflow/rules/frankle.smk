@@ -21,10 +21,12 @@ if FRANKLE_ENABLED:
             data=lambda wc: data_file(wc.dataset),
         output:
             state=f"{FR_DENSE}.pt",
+            rewind=f"{FR_DENSE}.rewind.pt",
             metrics=f"{FR_DENSE}.json",
         params:
             net=net_params,
-            recipe=lambda wc: _fr_recipe(wc.dataset),
+            rewind_iteration=lambda wc: int(_fr_entry(wc)[0].get("rewind_iteration", 0)),
+            recipe=_fr_recipe,
             device=config["device"],
         resources:
             gpu=GPU,
@@ -50,7 +52,7 @@ if FRANKLE_ENABLED:
             sparsities=lambda wc: _fr_part(wc)[0],
             seeds=lambda wc: _fr_part(wc)[1],
             ablations=FRANKLE["ablations"],
-            recipe=lambda wc: _fr_recipe(wc.dataset),
+            recipe=_fr_recipe,
             scoring=FRANKLE["scoring"],
             options=lambda wc: FR_OPTIONS.get(wc.method, {}),
             device=config["device"],

@@ -18,7 +18,7 @@ if FRANKLE_ENABLED:
     def _fr_net(n):
         """The dense X.Net of a frankle network: its init folder, and its dense training."""
         return X.Net(dataset=n["dataset"], arch=n["arch"], activation=n.get("activation"),
-                     width=float(n.get("width", 1.0)), init=n.get("init", "vs-he"), gamma=None,
+                     width=float(n.get("width", 1.0)), init=n.get("init", "kaiming-normal"), gamma=None,
                      method="dense", loss=None, sparsity=0.0, repair="none",
                      train_dataset=n["dataset"])
 
@@ -44,8 +44,9 @@ if FRANKLE_ENABLED:
         s, _, k = wc.part.partition("_seed")
         return [X.parse_sparsity_token(s)], [int(k)]
 
-    def _fr_recipe(dataset):
-        return {**config["training"][dataset], **FRANKLE["training"].get(dataset, {})}
+    def _fr_recipe(wc):
+        """The network's own recipe (OpenLTH's default_hparams for that model)."""
+        return _fr_entry(wc)[0]["training"]
 
     def _fr_dense(key, seeds, what):
         d, m, i = key
@@ -55,5 +56,7 @@ if FRANKLE_ENABLED:
         n, net = _fr_entry(wc)
         inputs = {"init": net.stage_dir(R, "init"), "data": data_file(wc.dataset)}
         if FK.method_info(wc.method).after_training:  # scores the trained dense network
-            inputs["dense"] = _fr_dense((wc.dataset, wc.model, wc.init), _fr_part(wc)[1], "pt")
+            key = (wc.dataset, wc.model, wc.init)
+            inputs["dense"] = _fr_dense(key, _fr_part(wc)[1], "pt")
+            inputs["rewind"] = _fr_dense(key, _fr_part(wc)[1], "rewind.pt")
         return inputs

@@ -1,11 +1,13 @@
-"""Train one seed's dense (unpruned) net with the Frankle experiment's recipe -> its final
-weights (start of magnitude-after-training) and metrics (the unpruned reference)."""
+"""Train one seed's dense (unpruned) net with its Frankle recipe -> its final weights (scored by
+magnitude-after-training), its weights at the rewind iteration (where that method's pruned runs
+restart: lottery-ticket rewinding) and metrics (the unpruned reference)."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, snakemake.scriptdir)
 import spp.data  # noqa: E402
+import spp.frankle  # noqa: E402
 import spp.paths as P  # noqa: E402
 import spp.training  # noqa: E402
 from _common import build, load, pick_device, start  # noqa: E402
@@ -18,12 +20,29 @@ device = pick_device(p.device)
 data = spp.data.load(snakemake.input.data, device=device)
 model = build(p.net)
 model.load_state_dict(load(P.seed_tensors(snakemake.input.init, seed)))
-cfg = spp.training.TrainConfig(**p.recipe, seed=seed)
+train_data, cfg = spp.frankle.training_setup(data, p.recipe, seed)
 ckpt = Path(snakemake.output.state).with_suffix(".ckpt")
-result = spp.training.train(model.to(device), None, data, cfg, device, checkpoint_path=ckpt,
-                            log=log)
+# The weights at the rewind iteration, kept beside the checkpoint (not an output, so a killed
+# job keeps it) and copied to the output at the end.
+rewind_at = int(p.rewind_iteration)
+kept = ckpt.with_suffix(".rewind.pt")
+
+
+def keep_rewind(it):
+    if it == rewind_at:
+        save_tensors({k: v.detach().cpu() for k, v in model.state_dict().items()}, kept)
+
+
+if rewind_at == 0:
+    keep_rewind(0)
+result = spp.training.train(model.to(device), None, train_data, cfg, device, checkpoint_path=ckpt,
+                            log=log, after_step=keep_rewind)
+if not kept.exists():
+    raise RuntimeError(f"no weights kept at the rewind iteration {rewind_at} (a resume from a "
+                       f"checkpoint past it, and {kept} is gone): delete {ckpt} and rerun")
 save_tensors({k: v.cpu() for k, v in model.state_dict().items()}, snakemake.output.state)
+kept.replace(snakemake.output.rewind)
 write_json({**result.summary, "seed": seed, "device": str(device), "recipe": dict(p.recipe),
-           "net": dict(p.net)}, snakemake.output.metrics)
+           "rewind_iteration": rewind_at, "net": dict(p.net)}, snakemake.output.metrics)
 ckpt.unlink(missing_ok=True)
-log(f"dense seed {seed}: error {result.summary.get('error')}")
+log(f"dense seed {seed}: final error {result.summary.get('final_error')}")

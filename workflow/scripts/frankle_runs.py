@@ -35,22 +35,26 @@ CKPT_DIR = Path(snakemake.output[0]).with_suffix(".ckpt")
 
 
 def train_fn(model, mask, seed, tag):
-    cfg = spp.training.TrainConfig(**p.recipe, seed=seed)
+    run_data, cfg = spp.frankle.training_setup(data, p.recipe, seed)
     mask = {k: v.to(device) for k, v in mask.items()}
-    return spp.training.train(model.to(device), mask, data, cfg, device,
+    return spp.training.train(model.to(device), mask, run_data, cfg, device,
                               checkpoint_path=CKPT_DIR / f"{tag}.ckpt", log=log).summary
 
 
 rows = []
 for seed in p.seeds:
-    trained = None
+    trained = rewound = None
     if spp.frankle.method_info(method).after_training:
         trained = load(next(f for f in snakemake.input.dense if f.endswith(f"/seed{seed}.pt")))
+        rewound = load(next(f for f in snakemake.input.rewind
+                            if f.endswith(f"/seed{seed}.rewind.pt")))
     rows += spp.frankle.run_cells(
         method, make_model, seed=seed, sparsities=p.sparsities, ablations=p.ablations,
         train_fn=train_fn, init_scheme=p.net["scheme"],
-        batches=spp.frankle.batches_limited(data, scoring["batch_size"], scoring["max_examples"]),
-        input_shape=tuple(data.input_shape), trained_state=trained, options=options, log=log,
+        batches=spp.frankle.scoring_batches(data, scoring["batch_size"],
+                                            scoring["examples_per_class"]),
+        input_shape=tuple(data.input_shape), trained_state=trained, rewind_state=rewound,
+        options=options, log=log,
     )
 for r in rows:
     r.update(network=p.net["name"], arch=p.net["arch"], dataset=snakemake.wildcards.dataset,

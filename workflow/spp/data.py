@@ -515,6 +515,30 @@ class DataSplits:
                           {k: v.to(device) for k, v in self.x.items()},
                           {k: v.to(device) for k, v in self.y.items()}, self.classes, self.note)
 
+    def with_val_in_train(self) -> DataSplits:
+        """The same data training on every official training image (OpenLTH): ``train`` gains the
+        validation images, which stay in ``val`` too, so a validation error is in-sample."""
+        x = {**self.x, "train": torch.cat([self.x["train"], self.x["val"]])}
+        y = {**self.y, "train": torch.cat([self.y["train"], self.y["val"]])}
+        return DataSplits(self.name, self.num_classes, self.input_shape, self.mean, self.std, x, y,
+                          self.classes, self.note)
+
+    def first_per_class(self, split: str, per_class: int) -> DataSplits:
+        """The first ``per_class`` images of each class of ``split`` (in split order), as the
+        ``train`` split of a new DataSplits: the class-balanced scoring batch of Frankle et al.'s
+        code (its ``snipN`` / ``graspN``: N examples per class)."""
+        if not isinstance(per_class, int) or per_class < 1:
+            raise ValueError(f"per_class must be an integer >= 1, got {per_class!r}")
+        y = self.y[split]
+        rank = torch.zeros_like(y)
+        for c in range(self.num_classes):  # position of each image among its class's images
+            where = (y == c).nonzero().flatten()
+            rank[where] = torch.arange(len(where), device=y.device)
+        keep = (rank < per_class).nonzero().flatten()
+        return DataSplits(self.name, self.num_classes, self.input_shape, self.mean, self.std,
+                          {**self.x, "train": self.x[split][keep]},
+                          {**self.y, "train": y[keep]}, self.classes, self.note)
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 images -> float32 (x/255 - mean) / std."""
         return (x.float() - self._shift) * self._scale

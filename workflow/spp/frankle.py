@@ -7,12 +7,12 @@ method's scores are computed once per seed (SynFlow, being iterative, once per s
 
 Choices the paper leaves to the implementation, stated here once:
 
-- ``magnitude-after-training``: global ``magnitude`` scores of the *trained* dense network (same
-  init and seed, trained with the same recipe as the pruned runs); the pruned network then
-  continues from its trained weights with the full recipe again (learning-rate rewinding, Renda
-  et al. 2020). Its ablations act on that
-  mask: ``shuffle`` keeps the trained values at the new positions, ``reinit`` trains the mask from
-  a fresh init, ``invert`` keeps the smallest trained weights.
+- ``magnitude-after-training``: one-shot lottery-ticket rewinding, as the paper's code (a fork
+  of OpenLTH) runs it: global ``magnitude`` scores of the *trained* dense network (same init and
+  seed, the same recipe as the pruned runs); the kept weights restart from their values at the
+  network's ``rewind_iteration`` of that dense run and train the whole recipe again from step 0.
+  Its ablations act on that mask and those rewound weights: ``shuffle`` permutes the mask within
+  each layer, ``reinit`` draws fresh weights, ``invert`` keeps the smallest trained weights.
 - ``reinit`` draws from the same scheme with seed ``seed + REINIT_SEED_OFFSET``.
 - ``shuffle`` uses seed ``seed``; SynFlow's ``invert`` re-runs SynFlow keeping the lowest
   saliencies in every round (``spp.synflow``), the others negate their one-shot scores.
@@ -32,9 +32,9 @@ import torch
 from torch import nn
 
 from spp.ablations import ABLATIONS, ablate, collapsed_layers
-from spp.data import first_examples
 from spp.masks import global_mask, weights_only
 from spp.scores import method_info, methods, score_in_context
+from spp.training import TrainConfig
 
 # Every registered pruning method can run here (the loop supplies any context a method takes):
 # the paper's six in its order (figures, legends), then any other, by name.
@@ -49,6 +49,10 @@ REINIT_SEED_OFFSET = 1_000_003
 
 KEYS = ["network", "method", "ablation", "sparsity"]
 METRICS = ["error", "error_paper_protocol", "final_error"]
+# What the table, figure and claims report: the test error at the end of training, as OpenLTH
+# reports accuracy (its runs train on the validation images too, so none is held out to select by).
+METRIC = "final_error"
+TRAIN_SPLITS = ("all", "train")
 
 
 def check_names(methods: Iterable[str], ablations: Iterable[str]) -> None:
@@ -101,6 +105,7 @@ def run_cells(
     batches: Callable[[], Iterable] | None = None,
     input_shape: tuple[int, ...] | None = None,
     trained_state: dict | None = None,
+    rewind_state: dict | None = None,
     options: dict | None = None,
     log: Callable[[str], None] = print,
 ) -> list[dict]:
@@ -112,24 +117,29 @@ def run_cells(
     """
     check_names([method], ablations)
     after_training = method_info(method).after_training
-    if after_training and trained_state is None:
-        raise ValueError(f"{method} needs trained_state= (the trained dense net)")
+    if after_training and (trained_state is None or rewind_state is None):
+        raise ValueError(f"{method} needs trained_state= (the trained dense net) and "
+                         "rewind_state= (its weights at the rewind iteration)")
     start = make_model(seed)
+    scored = start  # the network the scores are computed on
     if after_training:
-        start.load_state_dict(trained_state)
+        scored = copy.deepcopy(start)
+        scored.load_state_dict(trained_state)
+        start.load_state_dict(rewind_state)
     one_shot = None
     # One scoring serves every sparsity unless the method's scores depend on the target one.
     if "sparsity" not in method_info(method).context:
-        one_shot = method_scores(method, start, seed=seed, batches=batches, options=options)
+        one_shot = method_scores(method, scored, seed=seed, batches=batches, options=options)
     rows = []
     for sparsity in sparsities:
         scores = one_shot if one_shot is not None else method_scores(
-            method, start, seed=seed, sparsity=sparsity, input_shape=input_shape, options=options)
+            method, scored, seed=seed, sparsity=sparsity, input_shape=input_shape,
+            options=options)
         mask = global_mask(scores, sparsity)
         for how in ablations_for(method, ablations):
             model = copy.deepcopy(start)
             if how == "invert" and "invert" in method_info(method).context:  # inverted in-loop
-                inv = method_scores(method, start, seed=seed, sparsity=sparsity,
+                inv = method_scores(method, scored, seed=seed, sparsity=sparsity,
                                     input_shape=input_shape, invert=True, options=options)
                 run_mask = global_mask(inv, sparsity)
             else:
@@ -180,7 +190,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=["_m", "_a"]).reset_index(drop=True)
 
 
-def ablation_effects(table: pd.DataFrame, metric: str = "error") -> pd.DataFrame:
+def ablation_effects(table: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     """Per network, method and ablation: error(ablated) - error(unablated), averaged over
     sparsities, with the pooled seed std of the two (the scale a difference must beat)."""
     rows = []
@@ -201,7 +211,7 @@ def ablation_effects(table: pd.DataFrame, metric: str = "error") -> pd.DataFrame
                                        "sparsities"])
 
 
-def claim_text(table: pd.DataFrame, tolerance_pp: float = 1.0, metric: str = "error") -> str:
+def claim_text(table: pd.DataFrame, tolerance_pp: float = 1.0, metric: str = METRIC) -> str:
     """What the measured curves say about the paper's claim, in sentences, from ``table``.
 
     Frankle et al.: at init, shuffling within layers and reinitializing preserve (or improve)
@@ -251,7 +261,7 @@ def claim_text(table: pd.DataFrame, tolerance_pp: float = 1.0, metric: str = "er
     return " ".join(parts)
 
 
-def ranking_text(table: pd.DataFrame, metric: str = "error") -> str:
+def ranking_text(table: pd.DataFrame, metric: str = METRIC) -> str:
     """Methods (unablated) by mean error over sparsities, per network, best first."""
     parts = []
     base = table[(table.ablation == "none") & (table.method != "dense")]
@@ -261,15 +271,32 @@ def ranking_text(table: pd.DataFrame, metric: str = "error") -> str:
     return "Mean test error of the unablated masks, best first: " + "; ".join(parts) + "."
 
 
-def batches_limited(data, batch_size: int, max_examples: int | None) -> Callable[[], Iterable]:
-    """A factory of fresh scoring iterators over the first ``max_examples`` training images."""
-    return lambda: first_examples(data.batches("train", batch_size), max_examples)
+def training_setup(data, recipe: dict, seed: int):
+    """(data, TrainConfig) of one run from a network's recipe (config ``frankle.networks[].
+    training``): lengths in epochs of the images it trains on; ``train_split: all`` adds the
+    validation images to training, as OpenLTH trains on the whole official training set."""
+    recipe = dict(recipe)
+    split = recipe.pop("train_split", "all")
+    if split not in TRAIN_SPLITS:
+        raise ValueError(f"train_split must be one of {', '.join(TRAIN_SPLITS)}, got {split!r}")
+    if split == "all":
+        data = data.with_val_in_train()
+    return data, TrainConfig.from_recipe(recipe, len(data.y["train"]), seed=seed)
+
+
+def scoring_batches(data, batch_size: int, examples_per_class: int | None
+                    ) -> Callable[[], Iterable]:
+    """A factory of fresh scoring iterators over the first ``examples_per_class`` training images
+    of each class (Frankle et al.'s code; None: the whole training split)."""
+    if examples_per_class is not None:
+        data = data.first_per_class("train", examples_per_class)
+    return lambda: data.batches("train", batch_size)
 
 
 LINESTYLES = {"none": "-", "shuffle": "--", "reinit": ":", "invert": "-."}
 
 
-def figure(table: pd.DataFrame, metric: str = "error", note: str = ""):
+def figure(table: pd.DataFrame, metric: str = METRIC, note: str = ""):
     """Error vs sparsity, one panel per network; methods are colours, ablations dashed styles.
 
     The dense network's error (method ``dense``) is a grey horizontal line. Error bars: seed std.

@@ -11,7 +11,12 @@ All Gaussians are untruncated, as in the original code. Fans: linear ``fan_in = 
   fix; semi-orthogonal when non-square), conv layers the convolution-orthogonal kernels of
   Xiao et al. 2018 (see ``spp._conv_orthogonal``).
 
-Biases are zero; batch-norm scale 1, shift 0, running statistics reset. Randomness comes from a
+- ``kaiming-normal`` OpenLTH's (Frankle et al. 2021): weights N(0, 2/fan_in) as ``vs-he``, but
+  biases keep PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) and batch-norm scales are
+  drawn U(0, 1) (OpenLTH's ``kaiming_normal`` and ``uniform`` batch-norm initialisers).
+
+Otherwise biases are zero; batch-norm scale 1, shift 0. Running statistics are always reset.
+Randomness comes from a
 local ``torch.Generator`` seeded with ``seed`` and consumed layer by layer in model order, so the
 same seed gives the same weights whatever the global RNG state.
 """
@@ -25,7 +30,8 @@ from torch import nn
 
 from spp._conv_orthogonal import conv_orthogonal_kernel, orthogonal_matrix
 
-INIT_SCHEMES: tuple[str, ...] = ("vs-lecun", "vs-glorot", "vs-he", "sg", "orthogonal")
+INIT_SCHEMES: tuple[str, ...] = ("vs-lecun", "vs-glorot", "vs-he", "sg", "orthogonal",
+                                 "kaiming-normal")
 
 
 def fans(weight: torch.Tensor) -> tuple[int, int]:
@@ -40,7 +46,7 @@ def _variance(scheme: str, weight: torch.Tensor, gamma: float | None) -> float:
         return 1.0 / fan_in
     if scheme == "vs-glorot":
         return 2.0 / (fan_in + fan_out)
-    if scheme == "vs-he":
+    if scheme in ("vs-he", "kaiming-normal"):
         return 2.0 / fan_in
     assert scheme == "sg" and gamma is not None
     return gamma
@@ -95,10 +101,22 @@ def _initialize_modules(model, scheme, gamma, gen) -> None:
             if isinstance(module, (nn.Linear, nn.Conv2d)):
                 w = module.weight
                 w.copy_(_sample(scheme, w, gamma, gen).to(dtype=w.dtype, device=w.device))
-                if module.bias is not None:
+                if module.bias is None:
+                    continue
+                if scheme == "kaiming-normal":  # torch's default bias init, from our generator
+                    bound = 1.0 / math.sqrt(fans(w)[0])
+                    b = (torch.rand(module.bias.shape, generator=gen, dtype=torch.float64) * 2
+                         - 1) * bound
+                    module.bias.copy_(b.to(dtype=w.dtype, device=w.device))
+                else:
                     module.bias.zero_()
             elif isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.reset_running_stats()
                 if module.affine:
-                    module.weight.fill_(1.0)
+                    if scheme == "kaiming-normal":
+                        u = torch.rand(module.weight.shape, generator=gen, dtype=torch.float64)
+                        module.weight.copy_(u.to(dtype=module.weight.dtype,
+                                                 device=module.weight.device))
+                    else:
+                        module.weight.fill_(1.0)
                     module.bias.zero_()

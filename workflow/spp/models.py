@@ -12,6 +12,8 @@ Names (``build_model(arch, ...)``):
   FC 512-512-out). ``width`` scales the conv channels and the FC 512s.
 - ``resnetD``, D = 6n+2 (resnet20/32/56/110, any n >= 1): CIFAR ResNet v1, zero-pad (option A)
   shortcuts; widths 16/32/64 times ``width``.
+- OpenLTH's networks of Frankle et al. 2021, by OpenLTH's names: ``cifar-resnet-N``,
+  ``cifar-vgg-N``, ``mnist-lenet-N1-N2``, and ``tiny-resnet-18`` (``spp.lth_models``).
 - ``wrn-D-k``, D = 6n+4 (the paper: wrn-16-k): pre-activation wide ResNet, widths 16k/32k/64k
   times ``width``, 1x1 projection shortcuts where the shape changes.
 
@@ -32,6 +34,8 @@ from numbers import Integral
 
 import torch
 from torch import nn
+
+from spp import lth_models
 
 # Activation names. lrelu uses slope 0.2, TensorFlow's tf.nn.leaky_relu default, as the original.
 ACTIVATIONS: tuple[str, ...] = ("linear", "tanh", "relu", "lrelu", "selu")
@@ -345,10 +349,19 @@ _REGISTRY: tuple[Arch, ...] = (
     # Any 6n+4 depth builds; the paper's tables (and so the config check) use WRN-16 only.
     Arch("wrn-16-k", re.compile(r"wrn-(\d+)-(\d+)"), _build_wrn,
          lambda m: m.group(1) == "16" and int(m.group(2)) >= 1),
+    # Frankle et al. 2021's networks, by their OpenLTH names (spp.lth_models).
+    Arch("cifar-resnet-N", re.compile(r"cifar-resnet-(\d+)"), lth_models.build_resnet,
+         lambda m: int(m.group(1)) >= 8 and (int(m.group(1)) - 2) % 6 == 0),
+    Arch("cifar-vgg-N", re.compile(r"cifar-vgg-(\d+)"), lth_models.build_vgg,
+         lambda m: int(m.group(1)) in lth_models.VGG_PLANS),
+    Arch("mnist-lenet-N1-N2", re.compile(r"mnist-lenet-(\d+(?:-\d+)*)"), lth_models.build_lenet),
+    Arch("tiny-resnet-18", re.compile(r"tiny-resnet-18"), lth_models.build_tiny_resnet18),
 )
 ARCHITECTURES: tuple[str, ...] = tuple(a.family for a in _REGISTRY)
 _NAMES_HELP = ("mlp-K-ACT (ACT in linear/tanh/relu/lrelu/selu), lenet300, vgg16, resnetD "
-               "(D = 6n+2, e.g. resnet20, resnet32), wrn-16-k (e.g. wrn-16-6)")
+               "(D = 6n+2, e.g. resnet20, resnet32), wrn-16-k (e.g. wrn-16-6); OpenLTH's "
+               "cifar-resnet-N (e.g. cifar-resnet-20), cifar-vgg-N (11/13/16/19), "
+               "mnist-lenet-N1-N2 (e.g. mnist-lenet-300-100), tiny-resnet-18")
 
 
 def arch_family(arch: str) -> str:

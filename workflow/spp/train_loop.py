@@ -53,6 +53,8 @@ SIGTERM_EXIT_STATUS = 143  # 128 + SIGTERM, what a shell reports for a process e
 # config fields a checkpoint may be resumed with other values of: they do not change the result
 # (log_every), or are recorded per run instead (seed: the checkpoint's "seeds")
 _NOT_COMPARED = ("log_every", "seed")
+# TrainConfig fields added after checkpoint format 2, with the defaults older runs trained with
+_ADDED_FIELDS = {"milestones": None, "gamma": 0.1, "warmup": 0}
 
 
 @dataclass
@@ -199,7 +201,8 @@ def _upgrade(state: dict) -> dict:
 
 def run_training(stepper: Stepper, cfg, seeds: Sequence[int], n_train: int, device,
                  checkpoint_path: str | Path | None = None,
-                 log: Callable[[str], None] = print) -> list[TrainResult]:
+                 log: Callable[[str], None] = print,
+                 after_step: Callable[[int], None] | None = None) -> list[TrainResult]:
     """Train ``stepper``'s runs (run ``r`` with seed ``seeds[r]``) under ``cfg`` (a
     ``spp.training.TrainConfig``) on ``n_train`` training examples; one result per run.
 
@@ -257,6 +260,8 @@ def run_training(stepper: Stepper, cfg, seeds: Sequence[int], n_train: int, devi
         if state.get("format") != CHECKPOINT_FORMAT or state.get("stepper") != stepper.name:
             raise ValueError(f"{ckpt}: not a {stepper.name} checkpoint; delete it to start "
                              "afresh")
+        # fields added since a checkpoint was written compare at their defaults
+        state["config"] = {**_ADDED_FIELDS, **state["config"]}
         if state["config"] != config or list(state["seeds"]) != seeds:
             raise ValueError(f"{ckpt}: checkpoint of another configuration or seeds "
                              f"({state['config']}, seeds {list(state['seeds'])}; this run: "
@@ -293,6 +298,8 @@ def run_training(stepper: Stepper, cfg, seeds: Sequence[int], n_train: int, devi
             loss_n += 1
             log_n += 1
             it += 1
+            if after_step is not None:
+                after_step(it)
 
             # --- read points: log line, evaluation; the only host syncs; divergence shows here
             newly = []

@@ -29,9 +29,10 @@ RNG states to the loop's, so a resumed run is bit-identical on CPU.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -58,15 +59,20 @@ from spp.train_loop import inputs_fingerprint as inputs_fingerprint
 from spp.train_loop import stale_checkpoint as stale_checkpoint
 from spp.train_loop import summarize as summarize
 
+# recipe lengths in epochs (TrainConfig.from_recipe) -> the field they set, in iterations
+EPOCH_KEYS = {"epochs": "iterations", "milestone_epochs": "milestones",
+              "eval_every_epochs": "eval_every", "warmup_epochs": "warmup"}
 # which parameters weight decay acts on: the linear/conv weights and biases (Lee et al.), or all
 WEIGHT_DECAY_ON = ("prunable", "all")
 # the second child of the augmentation (augment_batch): CIFAR-10's and Tiny-ImageNet's
-AUGMENTATIONS = ("translate", "crop-pad")
+AUGMENTATIONS = ("translate", "crop-pad", "flip-crop")
 
 
 @dataclass
 class TrainConfig:
-    """One training run. ``lr_decay_every`` None or 0: constant learning rate.
+    """One training run. The schedule: ``lr`` times ``gamma`` at each of ``milestones`` (iterations;
+    OpenLTH's multi-step schedule), or else times 0.1 every ``lr_decay_every`` iterations (Lee et
+    al.'s); neither: constant. ``from_recipe`` reads lengths given in epochs.
 
     checkpoint_every: None or 0 checkpoints only on SIGTERM and at the end (if a path is given).
     augmentation: the augmentation's second child besides the flip (``augment_batch``);
@@ -78,6 +84,9 @@ class TrainConfig:
     batch_size: int
     lr: float = 0.1
     lr_decay_every: int | None = None
+    milestones: tuple[int, ...] | None = None
+    gamma: float = 0.1
+    warmup: int = 0
     momentum: float = 0.9
     weight_decay: float = 5e-4
     eval_every: int = 1000
@@ -92,6 +101,8 @@ class TrainConfig:
 
     def __post_init__(self):
         positive = ("iterations", "batch_size", "eval_every", "log_every", "eval_batch_size")
+        if not isinstance(self.warmup, int) or isinstance(self.warmup, bool) or self.warmup < 0:
+            raise ValueError(f"TrainConfig.warmup must be an integer >= 0, got {self.warmup!r}")
         for name in positive:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -100,7 +111,18 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 0):
                 raise ValueError(f"TrainConfig.{name} must be None or an integer >= 0, got {v!r}")
-        for name in ("lr", "momentum", "weight_decay"):
+        if self.milestones is not None:
+            ms = self.milestones
+            if (not isinstance(ms, (list, tuple)) or not ms
+                    or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in ms)
+                    or list(ms) != sorted(set(ms))):
+                raise ValueError(f"TrainConfig.milestones must be increasing iterations >= 1, "
+                                 f"got {ms!r}")
+            if self.lr_decay_every:
+                raise ValueError("TrainConfig: give milestones or lr_decay_every, not both "
+                                 f"(milestones={ms!r}, lr_decay_every={self.lr_decay_every})")
+            self.milestones = tuple(ms)
+        for name in ("lr", "momentum", "weight_decay", "gamma"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {v!r}")
@@ -116,9 +138,36 @@ class TrainConfig:
 
     def lr_at(self, iteration: int) -> float:
         """Learning rate of the step that follows ``iteration`` completed steps."""
+        if self.warmup and iteration < self.warmup:  # linear from 0 (OpenLTH's warmup_steps)
+            return TrainConfig.lr_at(replace(self, warmup=0), iteration) * iteration / self.warmup
+        if self.milestones:
+            return float(self.lr) * float(self.gamma) ** bisect.bisect_right(self.milestones,
+                                                                             iteration)
         if not self.lr_decay_every:
             return float(self.lr)
         return float(self.lr) * 0.1 ** (iteration // self.lr_decay_every)
+
+    @classmethod
+    def from_recipe(cls, recipe: dict, n_train: int, **overrides) -> TrainConfig:
+        """A config from a recipe whose lengths may be in epochs: ``epochs``,
+        ``milestone_epochs`` and ``eval_every_epochs`` become ``iterations``, ``milestones`` and
+        ``eval_every``. One epoch is ``n_train // batch_size`` steps: the loop draws full batches
+        of a fresh permutation each epoch (OpenLTH counts ``ceil``, its last batch short)."""
+        r = {**recipe, **overrides}
+        by_epoch = [k for k in EPOCH_KEYS if k in r]
+        if by_epoch:
+            bsz = r.get("batch_size")
+            if not isinstance(bsz, int) or bsz < 1 or bsz > n_train:
+                raise ValueError(f"recipe batch_size must be an integer in [1, {n_train}] to "
+                                 f"count epochs, got {bsz!r}")
+            per_epoch = n_train // bsz
+            for key in by_epoch:
+                if EPOCH_KEYS[key] in r:
+                    raise ValueError(f"recipe gives both {key} and {EPOCH_KEYS[key]}; give one")
+                v = r.pop(key)
+                r[EPOCH_KEYS[key]] = ([round(e * per_epoch) for e in v] if isinstance(v, list)
+                                      else round(v * per_epoch))
+        return cls(**r)
 
 
 def augment_batch(x: torch.Tensor, gen: torch.Generator, max_shift: int = 4,
@@ -134,21 +183,27 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, max_shift: int = 4,
     authors translate normalised images with zero fill); ``crop-pad`` = ``CropAndPad(px=(-s, s))``
     on each of the four sides independently (Tiny-ImageNet, s = 8; positive pads with zeros,
     negative crops), resized back to the input size (bilinear; imgaug's default is cubic).
+    ``flip-crop`` is OpenLTH's CIFAR-10 augmentation instead (Frankle et al.): every image flipped
+    with probability 1/2 and randomly cropped from a ``max_shift``-px zero padding (a translation
+    by -s..s per axis; zero is the mean colour here, black in torchvision's pixel-space padding).
     """
     if kind not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {kind!r}; valid: {', '.join(AUGMENTATIONS)}")
     b, _, h, w = x.shape
     dev = x.device
-    count = torch.randint(0, 3, (b,), generator=gen, device=dev)  # children applied: 0, 1, 2
-    first = torch.rand(b, generator=gen, device=dev) < 0.5  # which one, when only one
-    chose_flip = (count == 2) | ((count == 1) & first)
-    chose_second = (count == 2) | ((count == 1) & ~first)
+    if kind == "flip-crop":  # OpenLTH's CIFAR-10: both on every image
+        chose_flip = chose_second = torch.ones(b, dtype=torch.bool, device=dev)
+    else:
+        count = torch.randint(0, 3, (b,), generator=gen, device=dev)  # children applied: 0-2
+        first = torch.rand(b, generator=gen, device=dev) < 0.5  # which one, when only one
+        chose_flip = (count == 2) | ((count == 1) & first)
+        chose_second = (count == 2) | ((count == 1) & ~first)
     flip = chose_flip & (torch.rand(b, generator=gen, device=dev) < 0.5)
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
     s = max_shift
     if s == 0:
         return x
-    if kind == "translate":
+    if kind in ("translate", "flip-crop"):
         shift = torch.randint(-s, s + 1, (2, b), generator=gen, device=dev) * chose_second
         padded = F.pad(x, (s, s, s, s))
         rows = torch.arange(s, s + h, device=dev)[None, :] - shift[0][:, None]  # (b, h)
@@ -288,9 +343,13 @@ class ModuleStepper:
 
 def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfig, device="cpu",
           checkpoint_path: str | Path | None = None,
-          log: Callable[[str], None] = print, fast=None) -> TrainResult:
+          log: Callable[[str], None] = print, fast=None,
+          after_step: Callable[[int], None] | None = None) -> TrainResult:
     """Train ``model`` (in place) under ``mask`` on ``data``; see the module doc for the protocol
     and ``spp.train_loop`` for the loop (divergence, checkpoints, SIGTERM, resume).
+
+    ``after_step(it)``: called after each step with the number of steps done (e.g. to keep the
+    weights of an early iteration for rewinding).
 
     ``fast``: an ``spp.fastpath.FastPath`` (bf16 autocast, channels-last, cuDNN autotuning/TF32,
     torch.compile) for CUDA; ignored on CPU, where results stay bit-identical.
@@ -304,5 +363,6 @@ def train(model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfi
     fast = fast if fast is not None else FastPath()
     stepper = ModuleStepper(model, mask, data, cfg, device, fast)
     with cuda_flags(device, fast):
-        (result,) = run_training(stepper, cfg, [cfg.seed], n_train, device, checkpoint_path, log)
+        (result,) = run_training(stepper, cfg, [cfg.seed], n_train, device, checkpoint_path, log,
+                                 after_step=after_step)
     return result
