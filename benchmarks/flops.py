@@ -95,23 +95,21 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def paper_training_runs(preset: Path = REPO / "config" / "paper.yaml") -> list[dict]:
-    """Training runs of a preset, grouped by network: arch, activation, width, dataset,
-    batch_size, iterations, runs (= seeds over every distinct trained net)."""
+def load_preset(preset: Path = REPO / "config" / "paper.yaml") -> dict:
+    """config/config.yaml merged with ``preset`` (as ``snakemake --configfile`` merges it), the
+    schema's defaults filled in."""
     import yaml
     from snakemake.utils import validate
-    from spp import experiments
 
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    if preset.resolve() != (REPO / "config" / "config.yaml").resolve():
-        cfg = _merge(cfg, yaml.safe_load(preset.read_text()))
+    if Path(preset).resolve() != (REPO / "config" / "config.yaml").resolve():
+        cfg = _merge(cfg, yaml.safe_load(Path(preset).read_text()))
     validate(cfg, str(REPO / "config" / "config.schema.yaml"), set_default=True)
-    trained: dict = {}
-    for rows in experiments.expand(cfg).values():
-        for row in rows:
-            for role, net in row["runs"].items():
-                if "train" in row["needs"][role]:
-                    trained.setdefault(net, set()).update(row["seeds"])
+    return cfg
+
+
+def _grouped(trained: dict, cfg: dict) -> list[dict]:
+    """{Net: seeds} -> rows per (arch, activation, width, dataset) with its recipe and runs."""
     groups: Counter = Counter()
     for net, seeds in trained.items():
         groups[(net.arch, net.activation, net.width, net.train_dataset)] += len(seeds)
@@ -119,8 +117,100 @@ def paper_training_runs(preset: Path = REPO / "config" / "paper.yaml") -> list[d
     for (arch, act, width, ds), runs in sorted(groups.items(), key=str):
         t = cfg["training"][ds]
         out.append({"arch": arch, "activation": act, "width": width, "dataset": ds,
-                    "batch_size": t["batch_size"], "iterations": t["iterations"], "runs": runs})
+                    "batch_size": t["batch_size"], "iterations": t["iterations"], "runs": runs,
+                    "recipe": dict(t)})
     return out
+
+
+def trained_by_table(cfg: dict) -> dict[str, dict]:
+    """{table: {Net: seeds}}: the networks each table of a loaded preset trains."""
+    from spp import experiments
+
+    out = {}
+    for table, rows in experiments.expand(cfg).items():
+        trained: dict = {}
+        for row in rows:
+            for role, net in row["runs"].items():
+                if "train" in row["needs"][role]:
+                    trained.setdefault(net, set()).update(row["seeds"])
+        if trained:
+            out[table] = trained
+    return out
+
+
+def training_runs_by_table(cfg: dict) -> dict[str, list[dict]]:
+    """The training runs of each table of a loaded preset (``load_preset``), grouped by network
+    as ``paper_training_runs``; a run two tables share appears in both."""
+    return {table: _grouped(trained, cfg) for table, trained in trained_by_table(cfg).items()}
+
+
+def all_training_runs(cfg: dict) -> list[dict]:
+    """Every training run of a loaded preset's tables, shared runs once (Frankle et al.'s
+    section not included)."""
+    union: dict = {}
+    for trained in trained_by_table(cfg).values():
+        for net, seeds in trained.items():
+            union.setdefault(net, set()).update(seeds)
+    return _grouped(union, cfg)
+
+
+# training-set sizes for recipes given in epochs (Frankle et al. train on every training image)
+TRAIN_IMAGES = {"mnist": 60_000, "fashion-mnist": 60_000, "cifar10": 50_000,
+                "cifar10-64": 50_000, "tiny-imagenet": 100_000}
+
+
+def frankle_training_runs(cfg: dict) -> list[dict]:
+    """Frankle et al.'s training runs (the ``frankle:`` section, if enabled): per network, every
+    method x its ablations x sparsity x seed, plus one dense run per seed; iterations from the
+    network's recipe (epochs counted over ``TRAIN_IMAGES``)."""
+    fk = cfg.get("frankle") or {}
+    if not fk or fk.get("enabled") is False:
+        return []
+    try:
+        from spp.frankle import ablations_for
+    except ImportError:  # an older or newer library: every ablation for every method
+        def ablations_for(method, ablations):
+            return list(ablations)
+    methods, ablations = fk.get("methods", []), fk.get("ablations", [])
+    per_seed = (sum(len(ablations_for(m, ablations)) for m in methods)
+                * len(fk.get("sparsities", [])))
+    seeds = len(fk.get("seeds", []))
+    out = []
+    for net in fk.get("networks", []):
+        ds = net["dataset"]
+        recipe = dict(net.get("training") or (fk.get("training") or {}).get(ds)
+                      or cfg["training"][ds])
+        bsz = int(recipe["batch_size"])
+        iterations = recipe.get("iterations")
+        if iterations is None:
+            iterations = round(recipe["epochs"] * (TRAIN_IMAGES[ds] // bsz))
+        out.append({"arch": net["arch"], "activation": net.get("activation"),
+                    "width": float(net.get("width", 1.0)), "dataset": ds, "batch_size": bsz,
+                    "iterations": int(iterations), "runs": (per_seed + 1) * seeds,
+                    "recipe": recipe, "name": net.get("name", net["arch"])})
+    return out
+
+
+def paper_training_runs(preset: Path = REPO / "config" / "paper.yaml") -> list[dict]:
+    """Training runs of a preset, grouped by network: arch, activation, width, dataset,
+    batch_size, iterations, runs (= seeds over every distinct trained net)."""
+    return all_training_runs(load_preset(preset))
+
+
+def synthetic_splits(dataset: str, n: int, device="cpu", seed: int = 0):
+    """Random uint8 images and labels of ``dataset``'s shape (``n`` training images, 100 each
+    for validation and test): for timing, not learning."""
+    from spp.data import DataSplits
+    from spp.experiments import DATASET_SHAPES
+
+    shape, classes = DATASET_SHAPES[dataset]
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
+    y = torch.randint(0, classes, (n,), generator=g)
+    c = shape[0]
+    return DataSplits(dataset, classes, shape, torch.full((c,), 0.5), torch.full((c,), 0.25),
+                      {"train": x, "val": x[:100], "test": x[:100]},
+                      {"train": y, "val": y[:100], "test": y[:100]}).to(device)
 
 
 def engine_its(arch, activation, width, dataset, batch_size, device, iterations=50,
@@ -129,21 +219,13 @@ def engine_its(arch, activation, width, dataset, batch_size, device, iterations=
     ``fast``: with ``spp.fastpath.FastPath.for_device`` (needs train()'s ``fast`` argument)."""
     import inspect
 
-    from spp.data import DataSplits
     from spp.experiments import DATASET_SHAPES
     from spp.fastpath import FastPath
     from spp.models import build_model
     from spp.training import TrainConfig, train
 
     shape, classes = DATASET_SHAPES[dataset]
-    n = max(4 * batch_size, 1000)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
-    y = torch.randint(0, classes, (n,), generator=g)
-    c = shape[0]
-    data = DataSplits(dataset, classes, shape, torch.full((c,), 0.5), torch.full((c,), 0.25),
-                      {"train": x, "val": x[:100], "test": x[:100]},
-                      {"train": y, "val": y[:100], "test": y[:100]}).to(device)
+    data = synthetic_splits(dataset, max(4 * batch_size, 1000), device)
     model = build_model(arch, shape, classes, activation=activation, width=width)
     augment = dataset != "mnist" and dataset != "fashion-mnist"
     kwargs = {}

@@ -28,6 +28,7 @@ Needs CUDA; on a machine without it, it prints one line saying so and exits 0. I
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import inspect
 import sys
@@ -122,22 +123,55 @@ def cifar_subset() -> data.DataSplits:
         return data.load(Path(tmp) / "cifar10.pt")
 
 
-def quality(steps, device, fast, batch_size=128):
-    """(train loss, test error) of fp32 seed 0, fp32 seed 1, fast-path seed 0."""
-    splits = cifar_subset().to(device)
+@contextlib.contextmanager
+def fp32_reference(device):
+    """True fp32 for a reference run: no TF32 in matmuls or convolutions (cuDNN allows TF32 by
+    default), restored afterwards. No-op on CPU."""
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def quality_runs(steps, device, variants, batch_size=128, arch="resnet32", width=1.0,
+                 splits=None, log=print, evals=6) -> dict:
+    """``arch`` trained on the shipped CIFAR-10 subset once per variant ``(label, seed, fast)``
+    (``fast`` None: the fp32 reference; TF32 stays off unless ``fast.tf32``) with the paper's
+    protocol shortened to ``steps`` (lr decay at half, augmentation on): the same seed means
+    the same init, data order and augmentation draws. Returns ``{label: {"seed", "train_loss",
+    "test_error", "history", "seconds"}}`` (loss and error of the last of ``evals``
+    evaluations)."""
+    splits = (splits if splits is not None else cifar_subset()).to(device)
     out = {}
-    for label, seed, f in (("fp32 seed 0", 0, None), ("fp32 seed 1", 1, None),
-                           ("fast seed 0", 0, fast)):
-        model = initialize(build_model("resnet32", (3, 32, 32), 10), "vs-he", seed=seed)
+    for label, seed, f in variants:
+        model = initialize(build_model(arch, (3, 32, 32), 10, width=width), "vs-he", seed=seed)
         cfg = TrainConfig(iterations=steps, batch_size=batch_size, augment=True, seed=seed,
-                          eval_every=max(1, steps // 4), log_every=max(1, steps // 4),
+                          eval_every=max(1, steps // evals), log_every=max(1, steps // evals),
                           lr_decay_every=max(1, steps // 2))
         kwargs = {"fast": f} if f is not None else {}
-        res = train(model, None, splits, cfg, device, log=lambda _: None, **kwargs)
+        t = time.perf_counter()
+        reference = f is None or not f.tf32  # no TF32 unless the variant asks for it
+        with fp32_reference(device) if reference else contextlib.nullcontext():
+            res = train(model, None, splits, cfg, device, log=lambda _: None, **kwargs)
         last = res.history[-1]
-        out[label] = (last["train_loss"], last["test_error"])
-        print(f"  {label:12s} train loss {last['train_loss']:.4f}  test error "
-              f"{last['test_error']:.2f}%", flush=True)
+        out[label] = {"seed": seed, "train_loss": last["train_loss"],
+                      "test_error": last["test_error"], "history": res.history,
+                      "seconds": time.perf_counter() - t}
+        log(f"  {label:16s} seed {seed}: train loss {last['train_loss']:.4f}  test error "
+            f"{last['test_error']:.2f}%  ({out[label]['seconds']:.1f} s)")
+    return out
+
+
+def quality(steps, device, fast, batch_size=128):
+    """(train loss, test error) of fp32 seed 0, fp32 seed 1, fast-path seed 0."""
+    runs = quality_runs(steps, device, [("fp32 seed 0", 0, None), ("fp32 seed 1", 1, None),
+                                        ("fast seed 0", 0, fast)], batch_size)
+    out = {k: (v["train_loss"], v["test_error"]) for k, v in runs.items()}
     (l0, e0), (l1, e1), (lf, ef) = out["fp32 seed 0"], out["fp32 seed 1"], out["fast seed 0"]
     print(f"  bf16 - fp32 (same seed): loss {lf - l0:+.4f}, test error {ef - e0:+.2f} points; "
           f"fp32 seed 1 - seed 0: loss {l1 - l0:+.4f}, test error {e1 - e0:+.2f} points")
