@@ -343,10 +343,9 @@ def test_shipped_subset_is_rebuilt_bit_identically(shared_data, tmp_path):
 
 def test_first_examples_is_exact_and_the_one_helper_everyone_uses():
     """Scores and Jacobians "over N examples" see exactly N (the last batch cut), in the core
-    stages, the figures and Frankle et al.'s runs alike (the latter used to round up to whole
-    batches)."""
+    stages and the figures alike (Frankle et al.'s runs score N images per class instead:
+    tests/test_lth_protocol.py)."""
     import torch
-    from spp import frankle
     from spp.data import first_examples
 
     batches = [(torch.arange(i, i + 100), torch.zeros(100)) for i in range(0, 1000, 100)]
@@ -355,10 +354,3 @@ def test_first_examples_is_exact_and_the_one_helper_everyone_uses():
     assert torch.equal(torch.cat([x for x, _ in got]), torch.arange(250))
     assert sum(len(x) for x, _ in first_examples(iter(batches), None)) == 1000
 
-    class Data:
-        def batches(self, split, batch_size):
-            return iter(batches)
-
-    make = frankle.batches_limited(Data(), 100, 150)
-    assert sum(len(x) for x, _ in make()) == 150
-    assert sum(len(x) for x, _ in make()) == 150  # a fresh iterator each call

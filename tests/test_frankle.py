@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 import spp
 import torch
 from spp import frankle as FK
+from spp import frankle_claims as FC
 from spp.models import prunable_parameters
 
 
@@ -21,8 +23,9 @@ def _rows(deltas: dict[str, float], base=10.0, seeds=(0, 1, 2), noise=0.1):
         for how, d in {"none": 0.0, **deltas}.items():
             for k in seeds:
                 rows.append({"network": "Net", "method": "snip", "ablation": how, "sparsity": s,
-                             "seed": k, "error": base + d + noise * (k - 1),
-                             "error_paper_protocol": base, "final_error": base,
+                             "seed": k, "error": base,
+                             "error_paper_protocol": base,
+                             "final_error": base + d + noise * (k - 1),
                              "collapsed": "l0.weight" if how == "invert" and s == 0.9 else ""})
     return pd.DataFrame(rows)
 
@@ -31,9 +34,9 @@ def test_aggregate_mean_std_n_and_collapses():
     table = FK.aggregate(_rows({"shuffle": 2.0, "invert": 30.0}))
     assert len(table) == 2 * 3
     row = table[(table.ablation == "shuffle") & (table.sparsity == 0.9)].iloc[0]
-    assert row.error_mean == pytest.approx(12.0)
-    assert row.error_std == pytest.approx(0.1)  # sample std of 11.9, 12.0, 12.1
-    assert row.error_n == 3
+    assert row.final_error_mean == pytest.approx(12.0)
+    assert row.final_error_std == pytest.approx(0.1)  # sample std of 11.9, 12.0, 12.1
+    assert row.final_error_n == 3
     inv = table[table.ablation == "invert"].set_index("sparsity")["collapsed_runs"]
     assert inv[0.9] == 3 and inv[0.5] == 0
     # Rows by method, ablation in registry order, then sparsity.
@@ -48,19 +51,62 @@ def test_single_seed_has_nan_std_and_missing_columns_are_rejected():
         FK.aggregate(pd.DataFrame([{"network": "n", "method": "snip"}]))
 
 
-def test_claim_text_follows_the_measurements():
-    worse = FK.claim_text(FK.aggregate(_rows({"shuffle": 5.0, "reinit": 0.2})))
-    assert "NOT consistent" in worse and "snip/shuffle" in worse and "+5.0 pp (worse)" in worse
-    same = FK.claim_text(FK.aggregate(_rows({"shuffle": 0.3, "reinit": -0.2})))
-    assert "consistent with the claim" in same and "NOT" not in same
-    assert "within noise" in same
+def _table(errors: dict, std=0.1) -> pd.DataFrame:
+    """An aggregated table from {(method, ablation): [error at each sparsity]}."""
+    rows = []
+    for (method, how), errs in errors.items():
+        for s, e in zip((0.5, 0.9, 0.98), errs, strict=True):
+            rows.append({"network": "Net", "method": method, "ablation": how, "sparsity": s,
+                         "final_error_mean": e, "final_error_std": std, "final_error_n": 2})
+    return pd.DataFrame(rows)
 
 
-def test_ablation_effects_average_over_shared_sparsities():
-    eff = FK.ablation_effects(FK.aggregate(_rows({"shuffle": 2.0})))
-    r = eff.iloc[0]
-    assert (r.method, r.ablation, r.sparsities) == ("snip", "shuffle", 2)
-    assert r.delta == pytest.approx(2.0)
+# The paper's picture: at-init methods beat random at high sparsity, lose to magnitude after
+# training; their shuffles / reinits change nothing; inversion and after-training ablations hurt.
+PAPER = {("random", "none"): [3.0, 5.0, 20.0],
+         ("magnitude-after-training", "none"): [1.5, 1.6, 2.0],
+         ("magnitude-after-training", "shuffle"): [2.5, 4.0, 9.0],
+         ("magnitude-after-training", "reinit"): [2.4, 3.5, 8.0]}
+for _m in FK.AT_INIT:
+    PAPER |= {(_m, "none"): [2.0, 2.5, 4.0], (_m, "shuffle"): [2.0, 2.4, 4.1],
+              (_m, "reinit"): [2.1, 2.5, 3.9], (_m, "invert"): [5.0, 30.0, 80.0]}
+
+
+def test_the_five_claims_hold_on_the_papers_picture():
+    claims = FC.check(_table(PAPER), tolerance_pp=0.2)
+    assert list(claims.claim) == [1, 2, 3, 4, 5]
+    assert (claims.verdict == FC.HOLDS).all(), claims.to_string()
+    # the numbers are in the evidence: snip's invert is +27 pp on average (25.5 = 85.5 / 3 ...)
+    inv = claims[claims.claim == 4].evidence.iloc[0]
+    assert "snip: +" in inv and "grasp" in inv and "reported only" in inv
+
+
+@pytest.mark.parametrize("change, claim", [
+    ({("snip", "none"): [2.0, 2.5, 21.0]}, 1),  # snip no better than random at 98%
+    ({("magnitude-after-training", "none"): [2.0, 2.5, 4.0]}, 2),  # ties the at-init methods
+    ({("synflow", "shuffle"): [2.0, 4.0, 8.0]}, 3),  # shuffling hurts synflow
+    ({("snip", "invert"): [2.0, 2.5, 4.0]}, 4),  # inverting snip changes nothing
+    ({("magnitude-after-training", "reinit"): [1.5, 1.6, 2.0]}, 5),  # reinit harmless after
+])
+def test_each_claim_fails_when_its_measurement_contradicts_it(change, claim):
+    claims = FC.check(_table({**PAPER, **change}), tolerance_pp=0.2).set_index("claim")
+    assert claims.loc[claim, "verdict"] == FC.FAILS
+    assert (claims.drop(claim).verdict == FC.HOLDS).all()
+
+
+def test_noise_bar_is_twice_the_seed_std():
+    # shuffling raises snip's error by 0.5 pp: beyond the bar at std 0.1, within it at std 0.5
+    change = {("snip", "shuffle"): [2.5, 3.0, 4.5]}
+    assert FC.check(_table({**PAPER, **change}, std=0.1)).set_index("claim").loc[3].verdict \
+        == FC.FAILS
+    assert FC.check(_table({**PAPER, **change}, std=0.5)).set_index("claim").loc[3].verdict \
+        == FC.HOLDS
+
+
+def test_a_claim_without_its_curves_is_not_measured():
+    only = {k: v for k, v in PAPER.items() if k[0] != "magnitude-after-training"}
+    claims = FC.check(_table(only)).set_index("claim")
+    assert claims.loc[2, "verdict"] == claims.loc[5, "verdict"] == FC.NOT_MEASURED
 
 
 def test_run_cells_grid_reinit_and_collapse_are_recorded():
@@ -115,13 +161,15 @@ def test_report_text_reads_the_file_when_rendered(tmp_path):
     assert str(t) == "measured words" and "claim.txt" in repr(t)
 
 
-def test_figure_has_one_panel_per_network():
+def test_figure_has_a_panel_per_network_and_method():
     table = pd.concat([_rows({"shuffle": 1.0}).assign(network="A"),
                        _rows({"invert": 3.0}).assign(network="B")])
     fig = FK.figure(FK.aggregate(table))
-    assert [ax.get_title() for ax in fig.axes] == ["A", "B"]
+    assert [ax.get_title() for ax in fig.axes] == ["A: snip", "B: snip"]
     dashed = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == "--"]
     assert dashed and not math.isnan(dashed[0].get_ydata()[0])
+    # x is the percent of weights remaining: sparsity 0.9 -> 10%
+    assert sorted(dashed[0].get_xdata()) == pytest.approx([10.0, 50.0])
 
 
 def test_dry_run_plans_the_frankle_targets(repo_root):
@@ -137,3 +185,30 @@ def test_dry_run_plans_the_frankle_targets(repo_root):
     # One job per network x method in the quick preset: all six methods are planned.
     for method in FK.METHODS:
         assert f"kaiming-normal/{method}/all.json" in text, method
+
+
+def test_magnitude_after_training_scores_the_trained_net_and_restarts_from_the_rewind_point():
+    def make(seed):
+        return spp.initialize(spp.build_model("mlp-3-relu", (1, 4, 4), 10), "vs-he", seed)
+
+    trained = {k: v * torch.linspace(0, 2, v.numel()).reshape(v.shape)
+               for k, v in make(1).state_dict().items()}
+    rewind = make(2).state_dict()
+    seen = []
+
+    def train_fn(model, mask, seed, tag):
+        seen.append((copy.deepcopy(model.state_dict()), mask))
+        return {"error": 1.0, "error_paper_protocol": 1.0, "final_error": 1.0}
+
+    FK.run_cells("magnitude-after-training", make, seed=0, sparsities=[0.5],
+                 ablations=["none"], train_fn=train_fn, init_scheme="vs-he",
+                 trained_state=trained, rewind_state=rewind, log=lambda s: None)
+    start, mask = seen[0]
+    # the weights trained are the rewound ones, the kept ones the largest trained magnitudes
+    assert all(torch.equal(start[k], rewind[k]) for k in rewind)
+    w, m = trained["layers.0.weight"].abs(), mask["layers.0.weight"].bool()
+    assert w[m].min() >= w[~m].max() or not (~m).any()
+    with pytest.raises(ValueError, match="rewind_state"):
+        FK.run_cells("magnitude-after-training", make, seed=0, sparsities=[0.5],
+                     ablations=["none"], train_fn=train_fn, init_scheme="vs-he",
+                     trained_state=trained)

@@ -6,7 +6,8 @@
 # are one job per network x method (frankle.job_per_run: false, every sparsity and seed in one
 # process) or per network x method x sparsity x seed (true):
 # P/frankle/runs/<dataset>/<model>/<init>/<method>/<part>.json, a list of run rows
-# (spp.frankle.run_cells). Then P/tables/frankle.csv and P/figures/frankle.{png,svg}.
+# (spp.frankle.run_cells). Then P/tables/frankle.csv, the paper's five claims checked on it
+# (P/tables/frankle_claims.csv, spp.frankle_claims) and P/figures/frankle.{png,svg}.
 
 include: "frankle_common.smk"
 
@@ -95,9 +96,27 @@ if FRANKLE_ENABLED:
         script:
             "../scripts/frankle_table.py"
 
-    rule frankle_figure:
+    rule frankle_claims:
         input:
             f"{R}/tables/frankle.csv",
+        output:
+            report(f"{R}/tables/frankle_claims.csv", caption="../../report/frankle_claims.rst",
+                   category="Frankle et al. 2021"),
+        params:
+            preset=config["preset"],
+            tolerance_pp=float(FRANKLE["claims"]["tolerance_pp"]),
+            highest=int(FRANKLE["claims"]["highest"]),
+        log:
+            f"{R}/logs/frankle_claims.log",
+        conda:
+            ENV
+        script:
+            "../scripts/frankle_claims.py"
+
+    rule frankle_figure:
+        input:
+            table=f"{R}/tables/frankle.csv",
+            claims=f"{R}/tables/frankle_claims.csv",
         output:
             png=report(f"{R}/figures/frankle.png", caption="../../report/frankle_figure.rst",
                        category="Frankle et al. 2021"),
@@ -116,5 +135,6 @@ if FRANKLE_ENABLED:
         script:
             "../scripts/frankle_figure.py"
 
-    ALL_TARGETS += [f"{R}/tables/frankle.csv", f"{R}/figures/frankle.png",
+    ALL_TARGETS += [f"{R}/tables/frankle.csv", f"{R}/tables/frankle_claims.csv",
+                    f"{R}/figures/frankle.png",
                     f"{R}/figures/frankle.svg"]

@@ -24,7 +24,6 @@ Choices the paper leaves to the implementation, stated here once:
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Iterable, Sequence
 
 import pandas as pd
@@ -190,77 +189,6 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=["_m", "_a"]).reset_index(drop=True)
 
 
-def ablation_effects(table: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
-    """Per network, method and ablation: error(ablated) - error(unablated), averaged over
-    sparsities, with the pooled seed std of the two (the scale a difference must beat)."""
-    rows = []
-    for (net, method), g in table[table.method != "dense"].groupby(["network", "method"],
-                                                                    sort=False):
-        base = g[g.ablation == "none"].set_index("sparsity")
-        for how, ga in g[g.ablation != "none"].groupby("ablation", sort=False):
-            ga = ga.set_index("sparsity")
-            common = base.index.intersection(ga.index)
-            if common.empty:
-                continue
-            diff = ga.loc[common, f"{metric}_mean"] - base.loc[common, f"{metric}_mean"]
-            spread = pd.concat([ga.loc[common, f"{metric}_std"], base.loc[common, f"{metric}_std"]])
-            rows.append({"network": net, "method": method, "ablation": how,
-                         "delta": float(diff.mean()), "noise": float(spread.mean()),
-                         "sparsities": len(common)})
-    return pd.DataFrame(rows, columns=["network", "method", "ablation", "delta", "noise",
-                                       "sparsities"])
-
-
-def claim_text(table: pd.DataFrame, tolerance_pp: float = 1.0, metric: str = METRIC) -> str:
-    """What the measured curves say about the paper's claim, in sentences, from ``table``.
-
-    Frankle et al.: at init, shuffling within layers and reinitializing preserve (or improve)
-    accuracy, so the methods' per-weight choices do not matter; after training they do. A
-    difference counts as a change when it exceeds ``max(tolerance_pp, 2 x seed std)``.
-    """
-    effects = ablation_effects(table, metric)
-    if effects.empty:
-        return "No ablation was measured, so the claim cannot be assessed."
-    parts = []
-    for net, e in effects.groupby("network", sort=False):
-        sentences = []
-        for how in ("shuffle", "reinit", "invert"):
-            ee = e[e.ablation == how]
-            if ee.empty:
-                continue
-            desc = []
-            for _, r in ee.iterrows():
-                bar = max(tolerance_pp, 2 * r.noise) if math.isfinite(r.noise) else tolerance_pp
-                verdict = ("worse" if r.delta > bar else "better" if r.delta < -bar
-                           else "within noise")
-                desc.append(f"{r.method} {r.delta:+.1f} pp ({verdict})")
-            sentences.append(f"{how}: " + ", ".join(desc))
-        at_init = e[e.method.isin(AT_INIT) & e.ablation.isin(["shuffle", "reinit"])]
-        hurt = [
-            f"{r.method}/{r.ablation}" for _, r in at_init.iterrows()
-            if r.delta > (max(tolerance_pp, 2 * r.noise) if math.isfinite(r.noise)
-                          else tolerance_pp)
-        ]
-        if at_init.empty:
-            verdict = "no at-init ablation measured"
-        elif hurt:
-            verdict = (f"NOT consistent with the claim that shuffling/reinitializing at init "
-                       f"preserves accuracy: worse for {', '.join(hurt)}")
-        else:
-            verdict = ("consistent with the claim: shuffling and reinitializing the at-init "
-                       "masks did not make any method worse beyond noise")
-        after = e[(e.method == "magnitude-after-training") & (e.ablation == "shuffle")]
-        if not after.empty:
-            r = after.iloc[0]
-            bar = max(tolerance_pp, 2 * r.noise) if math.isfinite(r.noise) else tolerance_pp
-            verdict += ("; after training, shuffling "
-                        + ("hurts, as the paper reports" if r.delta > bar
-                           else "does not hurt beyond noise here (the paper reports it hurts)"))
-        parts.append(f"{net} (mean error change vs. the unablated mask, over sparsities): "
-                     + "; ".join(sentences) + f". Verdict: {verdict}.")
-    return " ".join(parts)
-
-
 def ranking_text(table: pd.DataFrame, metric: str = METRIC) -> str:
     """Methods (unablated) by mean error over sparsities, per network, best first."""
     parts = []
@@ -297,12 +225,13 @@ LINESTYLES = {"none": "-", "shuffle": "--", "reinit": ":", "invert": "-."}
 
 
 def figure(table: pd.DataFrame, metric: str = METRIC, note: str = ""):
-    """Error vs sparsity, one panel per network; methods are colours, ablations dashed styles.
-
-    The dense network's error (method ``dense``) is a grey horizontal line. Error bars: seed std.
-    """
+    """Error vs weights remaining: one row of panels per network, one panel per method with its
+    ablations (line styles); every panel also shows random pruning (black) and the dense net's
+    error (grey line). x: percent of weights remaining, log scale, sparsest on the right, as
+    Frankle et al. plot it. Error bars: seed std."""
     import matplotlib.pyplot as plt
     import seaborn as sns
+    from matplotlib.ticker import NullLocator
 
     from spp.plotting import set_style
 
@@ -310,30 +239,44 @@ def figure(table: pd.DataFrame, metric: str = METRIC, note: str = ""):
     nets = list(dict.fromkeys(table["network"]))
     if not nets:
         raise ValueError("empty Frankle table: nothing to plot")
+    present = set(table["method"])
+    panels = [m for m in METHODS if m in present and m not in UNABLATED]
+    if not panels:
+        panels = [m for m in METHODS if m in present]
     colors = dict(zip(METHODS, sns.color_palette("tab10", len(METHODS)).as_hex(), strict=True))
-    fig, axes = plt.subplots(1, len(nets), figsize=(5.2 * len(nets), 4.2), squeeze=False)
-    for ax, net in zip(axes[0], nets, strict=True):
+    fig, axes = plt.subplots(len(nets), len(panels), figsize=(3.3 * len(panels), 3.0 * len(nets)),
+                             squeeze=False, sharey="row")
+
+    def curve(ax, c, **style):
+        c = c.sort_values("sparsity")
+        ax.errorbar(100 * (1 - c["sparsity"]), c[f"{metric}_mean"],
+                    yerr=c[f"{metric}_std"].fillna(0), marker="o", ms=3, capsize=2, **style)
+
+    for row, net in zip(axes, nets, strict=True):
         g = table[table.network == net]
         dense = g[g.method == "dense"]
-        if not dense.empty:
-            ax.axhline(float(dense[f"{metric}_mean"].iloc[0]), color="0.5", lw=1,
-                       label="dense (unpruned)")
-        for method in METHODS:
+        for ax, method in zip(row, panels, strict=True):
+            if not dense.empty:
+                ax.axhline(float(dense[f"{metric}_mean"].iloc[0]), color="0.6", lw=1,
+                           label="dense (unpruned)")
+            rnd = g[(g.method == "random") & (g.ablation == "none")]
+            if not rnd.empty and method != "random":
+                curve(ax, rnd, color="black", lw=1.0, linestyle=(0, (1, 1)), label="random")
             for how in ABLATIONS:
-                c = g[(g.method == method) & (g.ablation == how)].sort_values("sparsity")
-                if c.empty:
-                    continue
-                ax.errorbar(
-                    100 * c["sparsity"], c[f"{metric}_mean"], yerr=c[f"{metric}_std"].fillna(0),
-                    color=colors[method], linestyle=LINESTYLES[how], marker="o", ms=3,
-                    lw=1.6 if how == "none" else 1.0, capsize=2,
-                    label=method if how == "none" else f"{method} ({how})",
-                )
-        ax.set_title(net)
-        ax.set_xlabel("sparsity (% of weights pruned)")
-        ax.set_ylabel("test error (%)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+                c = g[(g.method == method) & (g.ablation == how)]
+                if not c.empty:
+                    curve(ax, c, color=colors[method], linestyle=LINESTYLES[how],
+                          lw=1.8 if how == "none" else 1.1,
+                          label=method if how == "none" else how)
+            ax.set_xscale("log")
+            remaining = sorted({100 * (1 - s) for s in g["sparsity"] if s > 0}, reverse=True)
+            ax.set_xticks(remaining, [f"{r:.3g}" for r in remaining], fontsize=7)
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.invert_xaxis()
+            ax.set_title(f"{net}: {method}", fontsize=9)
+            ax.set_xlabel("weights remaining (%)")
+            ax.legend(fontsize=6)
+        row[0].set_ylabel("test error (%)")
     if note:
         fig.suptitle(note, fontsize=9)
     fig.tight_layout()

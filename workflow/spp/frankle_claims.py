@@ -1,4 +1,4 @@
-"""The five claims of Frankle et al. (2021), checked on a measured table (``spp.frankle.aggregate``).
+"""The five claims of Frankle et al. (2021), checked on a table of ``spp.frankle.aggregate``.
 
 Each claim gets a verdict per network, with the numbers it rests on. A difference counts only
 when it exceeds the noise bar ``max(tolerance_pp, 2 x seed std)`` (the std pooled over the two
@@ -63,7 +63,7 @@ def _pp(c: dict) -> str:
     return f"{c['delta']:+.2f} pp (bar {c['bar']:.2f})"
 
 
-def check(table: pd.DataFrame, metric: str = METRIC, tolerance_pp: float = 0.5,
+def check(table: pd.DataFrame, metric: str = METRIC, tolerance_pp: float = 0.2,
           highest: int = 2) -> pd.DataFrame:
     """One row per network and claim: verdict and the numbers behind it."""
     rows = []
@@ -72,7 +72,7 @@ def check(table: pd.DataFrame, metric: str = METRIC, tolerance_pp: float = 0.5,
         top = sparsities[-highest:]
         top_txt = ", ".join(f"{100 * s:.1f}%" for s in top)
 
-        def add(claim, verdict, evidence):
+        def add(claim, verdict, evidence, net=net):
             rows.append({"network": net, "claim": claim, "statement": STATEMENTS[claim],
                          "verdict": verdict, "evidence": evidence})
 
@@ -150,3 +150,9 @@ def check(table: pd.DataFrame, metric: str = METRIC, tolerance_pp: float = 0.5,
             "magnitude-after-training ablated minus unablated error, mean over sparsities: "
             + "; ".join(parts))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def summary_text(claims: pd.DataFrame) -> str:
+    """One sentence per network and claim, for a caption."""
+    return " ".join(f"{r.network}, claim {r.claim} ({r.statement}): {r.verdict}."
+                    for r in claims.itertuples())

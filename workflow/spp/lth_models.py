@@ -109,7 +109,8 @@ class LeNet(nn.Module):
     def __init__(self, in_features: int, num_classes: int, plan: list[int]):
         super().__init__()
         sizes = [in_features, *plan]
-        self.fc_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
+        self.fc_layers = nn.ModuleList(nn.Linear(a, b)
+                                       for a, b in zip(sizes, sizes[1:], strict=False))
         self.fc = nn.Linear(sizes[-1], num_classes)
 
     def forward(self, x):
