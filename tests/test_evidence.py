@@ -65,3 +65,33 @@ def test_figure_pages_copy_the_images_and_their_data(tmp_path, repo_root):
     with pytest.raises(FileNotFoundError, match="figure1"):
         evidence.write_figures(tmp_path / "results", out, ["figure1"], command="c", wall={},
                                repo=repo_root)
+
+
+def test_frankle_page_shows_each_claim_and_every_curve_point(tmp_path):
+    import pandas as pd
+    from spp import evidence
+    from spp import frankle_claims as FC
+
+    res = tmp_path / "results"
+    (res / "tables").mkdir(parents=True)
+    (res / "figures").mkdir()
+    rows = [{"network": "Net", "method": m, "ablation": a, "sparsity": s,
+             "final_error_mean": e, "final_error_std": 0.1, "final_error_n": 2}
+            for m, a, s, e in [("dense", "none", 0.0, 1.5), ("snip", "none", 0.9, 2.0),
+                               ("snip", "shuffle", 0.9, 2.05), ("random", "none", 0.9, 3.0)]]
+    table = pd.DataFrame(rows)
+    table.to_csv(res / "tables" / "frankle.csv", index=False)
+    table.to_csv(res / "tables" / "frankle_runs.csv", index=False)
+    FC.check(table).to_csv(res / "tables" / "frankle_claims.csv", index=False)
+    (res / "figures" / "frankle.png").write_bytes(b"png")
+    out = tmp_path / "docs"
+    claims = evidence.write_frankle(res, out, command="snakemake x", wall="5 min", repo=tmp_path)
+    page = (out / "README.md").read_text()
+    assert len(claims) == 5 and (out / "frankle.png").is_file()
+    for r in claims.itertuples():
+        assert r.statement in page
+    assert "| snip | shuffle | 2.05 ± 0.10 (n=2) |" in page and "10% left" in page
+    assert "dense (unpruned): 1.50 ± 0.10 (n=2)" in page and "`snakemake x`" in page
+    (res / "tables" / "frankle_claims.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="frankle_claims.csv"):
+        evidence.write_frankle(res, out, command="x", wall="", repo=tmp_path)

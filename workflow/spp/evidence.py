@@ -118,6 +118,74 @@ def write_figures(results: str | Path, out: str | Path, figures: Sequence[str], 
         (out / f"{f}.md").write_text(figure_page(f, about, images))
 
 
+FRANKLE_FILES = (("tables", "frankle.csv"), ("tables", "frankle_runs.csv"),
+                 ("tables", "frankle_claims.csv"), ("figures", "frankle.png"))
+
+
+def frankle_page(table: pd.DataFrame, claims: pd.DataFrame, about: Sequence[tuple[str, str]],
+                 metric: str = "final_error") -> str:
+    """Frankle et al.'s page: provenance, the five claims with their numbers, then every curve
+    point (mean ± std, n seeds) by method and ablation, and the figure."""
+    lines = ["# Frankle et al. 2021: the paper's claims, checked by this workflow", ""]
+    lines += [f"- **{label}**: {text}" for label, text in about]
+    lines += ["", "## The claims", "",
+              "Checked by the workflow's rule `frankle_claims` (`spp.frankle_claims`) on the "
+              "table below; a difference counts when it exceeds max(tolerance, 2 x the pooled "
+              "seed std).", "",
+              "| network | claim | verdict | numbers (test error, percentage points) |",
+              "|---|---|---|---|"]
+    for r in claims.itertuples():
+        mark = "yes" if r.verdict == "reproduced" else f"**{r.verdict}**"
+        lines.append(f"| {r.network} | {r.claim}. {r.statement} | {mark} | {r.evidence} |")
+    lines += ["", f"## Test error at the end of training (`{metric}`, %)", ""]
+    sparsities = sorted(table.loc[table.method != "dense", "sparsity"].unique())
+    head = " | ".join(f"{100 * (1 - s):.3g}% left" for s in sparsities)
+    for net, g in table.groupby("network", sort=False):
+        dense = g[g.method == "dense"]
+        if not dense.empty:
+            d = dense.iloc[0]
+            ours = S.fmt_mean_std(d[f"{metric}_mean"], d[f"{metric}_std"], d[f"{metric}_n"],
+                                  False)
+            lines.append(f"**{net}**, dense (unpruned): {ours}")
+            lines.append("")
+        lines += [f"| method | ablation | {head} |", "|---|---|" + "---|" * len(sparsities)]
+        for (m, a), c in g[g.method != "dense"].groupby(["method", "ablation"], sort=False):
+            c = c.set_index("sparsity")
+            cells = [S.fmt_mean_std(c.loc[s, f"{metric}_mean"], c.loc[s, f"{metric}_std"],
+                                    c.loc[s, f"{metric}_n"], False) if s in c.index else "-"
+                     for s in sparsities]
+            lines.append(f"| {m} | {a} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["![frankle.png](frankle.png)", ""]
+    return "\n".join(lines)
+
+
+def write_frankle(results: str | Path, out: str | Path, *, command: str, wall: str,
+                  repo: str | Path, seeds: str = "", note: str = "") -> pd.DataFrame:
+    """Copy Frankle et al.'s table, runs, claims and figure into ``out`` and write its page;
+    returns the claims."""
+    results, out = Path(results), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for folder, name in FRANKLE_FILES:
+        src = results / folder / name
+        if not src.is_file():
+            raise FileNotFoundError(f"{src}: not built; run the workflow for "
+                                    f"results/<preset>/{folder}/{name} first")
+        shutil.copyfile(src, out / name)
+    table, claims = pd.read_csv(out / "frankle.csv"), pd.read_csv(out / "frankle_claims.csv")
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    about = [("produced by", f"{git_commit(repo)}, {date}"), ("command", f"`{command}`"),
+             ("machine", _machine()), ("wall time", wall or "not recorded")]
+    if seeds:
+        about.append(("seeds", seeds))
+    if note:
+        about.append(("note", note))
+    about.append(("data", ", ".join(f"[{n}]({n})" for _, n in FRANKLE_FILES[:3])
+                  + ", the workflow's own tables"))
+    (out / "README.md").write_text(frankle_page(table, claims, about))
+    return claims
+
+
 def built_title(table_md: Path) -> str | None:
     """The title the workflow gave the table (the spec's, from the config that ran), read from
     its Markdown's heading without the ``[<preset> preset]`` tag."""
@@ -170,8 +238,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="measured wall time per table, e.g. table1='47 min'")
     ap.add_argument("--seeds", default="", help="seed count, said on each page")
     ap.add_argument("--repo", default=".", help="the checkout that ran it (for its commit)")
+    ap.add_argument("--frankle", action="store_true",
+                    help="write Frankle et al.'s page (claims, curves, figure) into OUT")
+    ap.add_argument("--note", default="", help="a sentence for the Frankle page")
     a = ap.parse_args(argv)
     wall = dict(w.split("=", 1) for w in a.wall)
+    if a.frankle:
+        claims = write_frankle(a.results, a.out, command=a.command, wall=wall.get("frankle", ""),
+                               repo=a.repo, seeds=a.seeds, note=a.note)
+        for r in claims.itertuples():
+            print(r.network, r.claim, r.verdict)
     if a.figures:
         write_figures(a.results, a.out, a.figures, command=a.command, wall=wall, repo=a.repo,
                       seeds=a.seeds)
