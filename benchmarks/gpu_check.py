@@ -525,7 +525,11 @@ def measure_network(net: dict, s: Settings, peak: float) -> dict:
     recipe = net["recipe"]
     data = flops.synthetic_splits(net["dataset"], max(4 * bsz, 256 if s.smoke else 1024),
                                   device)
-    row = {"label": net["label"], "arch": net["arch"], "batch_size": bsz, "mlp": mlp,
+    label = net["label"]
+    narrowed = s.smoke and not mlp and s.conv_width is not None
+    if bsz != net["batch_size"] or narrowed:  # say what was measured instead
+        label += f" (as b{bsz}{f' w{s.conv_width:g}' if narrowed else ''})"
+    row = {"label": label, "arch": net["arch"], "batch_size": bsz, "mlp": mlp,
            "gflop_per_step": flops.step_flops(model, bsz, shape, classes) / 1e9, "errors": {}}
     fl = row["gflop_per_step"] * 1e9
 
@@ -600,7 +604,7 @@ def part_throughput(part: Part, ctx: dict) -> None:
     part.add(f"measured peak: {peak / 1e12:.2f} TFLOP/s, {what} square matmuls, this run")
     part.add(f"{len(nets)} networks from {PRESET.relative_to(REPO)}; modes: plain DataLoader "
              "fp32 loop | engine fp32 | engine + fast path + CUDA graph | stacked seeds (MLPs)")
-    hdr = (f"{'network':34s} {'GFLOP':>7s} {'plain':>7s} {'engine':>7s} {'fast':>7s} "
+    hdr = (f"{'network':46s} {'GFLOP':>7s} {'plain':>7s} {'engine':>7s} {'fast':>7s} "
            f"{'stacked':>8s}  {'% of ' + what + ' peak (plain/engine/fast/stacked)'}")
     part.add(hdr)
     rows, longest = [], 0.0
@@ -608,7 +612,7 @@ def part_throughput(part: Part, ctx: dict) -> None:
         if rows and not deadline.fits(1.5 * longest + 3):
             rows.append({"label": net["label"], "key": net["key"], "failed": "not measured: "
                          "the part's time is nearly up"})
-            part.add(f"{net['label']:34s} not measured: the part's time is nearly up")
+            part.add(f"{net['label']:46s} not measured: the part's time is nearly up")
             continue
         t = time.perf_counter()
         try:
@@ -617,12 +621,12 @@ def part_throughput(part: Part, ctx: dict) -> None:
             raise
         except Exception as e:  # noqa: BLE001 - this row fails, the others go on
             row = {"label": net["label"], "failed": f"{type(e).__name__}: {e}"}
-            part.add(f"{net['label']:34s} FAILED {row['failed'][:150]}")
+            part.add(f"{net['label']:46s} FAILED {row['failed'][:150]}")
         else:
             pct = "/".join("-" if row.get(f"{m}_peak_fraction") is None
                            else f"{100 * row[f'{m}_peak_fraction']:.1f}"
                            for m in ("plain", "engine", "fast", "stacked"))
-            part.add(f"{row['label']:34s} {row['gflop_per_step']:7.2f} {fmt_rate(row['plain']):>7s}"
+            part.add(f"{row['label']:46s} {row['gflop_per_step']:7.2f} {fmt_rate(row['plain']):>7s}"
                      f" {fmt_rate(row['engine']):>7s} {fmt_rate(row['fast']):>7s} "
                      f"{fmt_rate(row['stacked']):>8s}  {pct}")
             for mode, err in row["errors"].items():
@@ -746,17 +750,18 @@ def _hours_figure(result: dict, path: Path, ctx: dict) -> None:
     import matplotlib.pyplot as plt
 
     names = list(result)
-    fig, ax = plt.subplots(figsize=(9, 0.55 * len(names) + 2))
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(names) + 3))
     h = 0.27
-    for i, m in enumerate(HOUR_MODES):
-        ax.barh([j + (i - 1) * h for j in range(len(names))],
-                [max(result[n]["hours"][m] or 0.0, 1e-3) for n in names], h,
+    for i, m in enumerate(HOUR_MODES):  # a table with nothing measured gets no bar
+        have = [(j, result[n]["hours"][m]) for j, n in enumerate(names)
+                if result[n]["hours"][m]]
+        ax.barh([j + (i - 1) * h for j, _ in have], [v for _, v in have], h,
                 label=HOUR_MODES[m])
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.invert_yaxis()
     ax.set(xscale="log", xlabel="GPU-hours on one device",
            title=f"gpu_check part 4: the paper preset's training time ({ctx['device_name']})")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
