@@ -6,13 +6,13 @@ import math
 
 import pandas as pd
 import pytest
+from spp.formatting import fmt_mean_std, fmt_std, fmt_value
 from spp.summary import (
     NOT_COMPARABLE,
     NOT_REPRODUCED,
     NOT_RUN,
     REPRODUCED,
     Tolerance,
-    fmt_value,
     key_columns,
     quantities,
     summarize,
@@ -190,3 +190,15 @@ def test_provenance_counts_training_devices_and_names_versions(tmp_path):
     for text in ("cpu (2 runs)", "cuda:0 (1 run)", "table2: 2", "smoke test", "the rule"):
         assert text in page
     assert "not a reproduction" in page
+
+
+def test_one_formatter_for_every_table():
+    assert fmt_value(1234567, "params") == "1,234,567"
+    assert fmt_value(0.9712, "sparsity_l1") == "0.971"
+    assert fmt_std(0.97, 0.00511) == "0.01"  # the spread in the mean's notation
+    assert fmt_std(2.46e-07, 9.9e-08) == "9.90e-08"
+    assert fmt_mean_std(2.0, 0.1, 3) == "2.00 ± 0.10 (n=3)"
+    assert fmt_mean_std(2.0, float("nan"), 1) == "2.00 (n=1)"
+    assert fmt_mean_std(float("nan"), float("nan"), 0, 2) == "diverged (2 seeds)"
+    assert fmt_mean_std(None, None, None) == "not run"
+    assert fmt_mean_std(90.0, 0.5, 3, 1) == "90.00 ± 0.50 (n=3; 1 diverged)"

@@ -28,6 +28,7 @@ import pandas as pd
 
 from . import paths
 from .atomic import write_text
+from .formatting import STYLE, fmt_mean_std, fmt_value
 from .table_specs import ERRORS, spec
 
 # ------------------------------------------------------------------------------- reading
@@ -257,20 +258,6 @@ def quantities(df: pd.DataFrame) -> list[str]:
             if c.endswith("_mean") and not c.startswith("paper_")]
 
 
-def _num(x: float, q: str) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if "params" in q:
-        return f"{x:,.0f}"
-    if "sparsity" in q:
-        return f"{x:.3f}"
-    if q.startswith("jsv") or abs(x) >= 1e4 or (x != 0 and abs(x) < 1e-2):
-        return f"{x:.3g}"
-    return f"{x:.2f}"
-
-
 def diverged_seeds(row: pd.Series, q: str) -> int:
     """How many seeds of the run behind quantity ``q`` diverged (0 for signal quantities)."""
     if not (q.startswith("error") or q == "delta"):
@@ -281,15 +268,8 @@ def diverged_seeds(row: pd.Series, q: str) -> int:
 
 
 def cell_text(row: pd.Series, q: str) -> str:
-    mean, std, n = row.get(f"{q}_mean"), row.get(f"{q}_std"), row.get(f"{q}_n")
-    div = diverged_seeds(row, q)
-    tail = f"; {div} diverged" if div else ""
-    if n is None or n == 0 or (isinstance(n, float) and math.isnan(n)):
-        return f"diverged ({div} seeds)" if div else "not run"
-    s = _num(mean, q)
-    if std is not None and not (isinstance(std, float) and math.isnan(std)):
-        s += f" ± {_num(std, q)}"
-    return f"{s} (n={int(n)}{tail})"
+    return fmt_mean_std(row.get(f"{q}_mean"), row.get(f"{q}_std"), row.get(f"{q}_n"),
+                        diverged_seeds(row, q), q)
 
 
 def display_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -297,19 +277,19 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     out = df[key_columns(df)].copy()
     for c in out.columns:  # label columns: sparsities and widths short, counts with separators
         if pd.api.types.is_float_dtype(out[c]):
-            out[c] = [_num(v, c) if "sparsity" in c else f"{v:.4g}" for v in out[c]]
+            out[c] = [fmt_value(v, c) if "sparsity" in c else f"{v:.4g}" for v in out[c]]
         elif "params" in c:
-            out[c] = [_num(v, c) for v in out[c]]
+            out[c] = [fmt_value(v, c) for v in out[c]]
     for q in quantities(df):
         out[q] = [cell_text(r, q) for _, r in df.iterrows()]
         if f"paper_{q}" in df.columns and df[f"paper_{q}"].notna().any():
-            out[f"paper {q}"] = [_num(v, q) for v in df[f"paper_{q}"]]
+            out[f"paper {q}"] = [fmt_value(v, q) for v in df[f"paper_{q}"]]
     if "disconnected_n" in df.columns and (df["disconnected_n"].fillna(0) > 0).any():
         out["disconnected"] = [f"{int(v)} seeds: a layer fully pruned" if v else "no"
                                for v in df["disconnected_n"].fillna(0)]
     for c in df.columns:  # paper values without a measured counterpart
         if c.startswith("paper_") and c[len("paper_"):] not in quantities(df):
-            out[c.replace("_", " ", 1)] = [_num(v, c) for v in df[c]]
+            out[c.replace("_", " ", 1)] = [fmt_value(v, c) for v in df[c]]
     return out
 
 
@@ -336,10 +316,9 @@ def to_html(df: pd.DataFrame, title: str = "", note: str = "") -> str:
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>"
+        f"{STYLE}</head><body>"
         f"<h2>{html.escape(title)}</h2><p><em>{html.escape(note)}</em></p>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f"<table class='spp'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
         "<p>Values: mean ± sample std over seeds (n). error_paper_protocol = minimum test error "
         "over evaluations (the paper's protocol); error = test error at the best validation "
         "evaluation.</p></body></html>\n"

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from spp import formatting as F
 from spp import summary as S
 from spp.provenance import device_summary, git_commit, package_versions
 
@@ -53,10 +54,10 @@ def table_page(name: str, summary: pd.DataFrame, about: Sequence[tuple[str, str]
               "| cell | quantity | ours (mean ± std, n) | paper | ours − paper | reproduced |",
               "|---|---|---|---|---|---|"]
     for r in rows.itertuples():
-        ours = S.fmt_mean_std(r.mean, r.std, r.n, r.diverged)
+        ours = F.fmt_mean_std(r.mean, r.std, r.n, r.diverged)
         cell = str(r.cell).replace("|", "\\|")  # ||J||_1 must not split the Markdown row
         lines.append(f"| {cell} | {S.quantity_label(r.quantity)} | {ours} "
-                     f"| {S.fmt_value(r.paper)} | {S.fmt_value(r.diff)} | {_MARK[r.verdict]} |")
+                     f"| {F.fmt_value(r.paper)} | {F.fmt_value(r.diff)} | {_MARK[r.verdict]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -144,14 +145,14 @@ def frankle_page(table: pd.DataFrame, claims: pd.DataFrame, about: Sequence[tupl
         dense = g[g.method == "dense"]
         if not dense.empty:
             d = dense.iloc[0]
-            ours = S.fmt_mean_std(d[f"{metric}_mean"], d[f"{metric}_std"], d[f"{metric}_n"],
+            ours = F.fmt_mean_std(d[f"{metric}_mean"], d[f"{metric}_std"], d[f"{metric}_n"],
                                   False)
             lines.append(f"**{net}**, dense (unpruned): {ours}")
             lines.append("")
         lines += [f"| method | ablation | {head} |", "|---|---|" + "---|" * len(sparsities)]
         for (m, a), c in g[g.method != "dense"].groupby(["method", "ablation"], sort=False):
             c = c.set_index("sparsity")
-            cells = [S.fmt_mean_std(c.loc[s, f"{metric}_mean"], c.loc[s, f"{metric}_std"],
+            cells = [F.fmt_mean_std(c.loc[s, f"{metric}_mean"], c.loc[s, f"{metric}_std"],
                                     c.loc[s, f"{metric}_n"], False) if s in c.index else "-"
                      for s in sparsities]
             lines.append(f"| {m} | {a} | " + " | ".join(cells) + " |")

@@ -16,21 +16,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 from spp.aggregate import diverged_seeds
-from spp.summary import fmt_value
+from spp.formatting import STYLE, fmt_std, fmt_value
 from spp.table_specs import spec
-
-STYLE = """<style>
-body {font-family: system-ui, sans-serif; font-size: 14px; color: #111; margin: 12px;}
-table.spp-paper {border-collapse: collapse; margin: 0.5em 0;}
-table.spp-paper th, table.spp-paper td {border: 1px solid #bbb; padding: 3px 7px;
-  text-align: right; vertical-align: top;}
-table.spp-paper th {background: #f0f0f0; text-align: center;}
-table.spp-paper td.k {text-align: left; white-space: nowrap; background: #fafafa;}
-table.spp-paper .paper {color: #555; font-size: 12px; display: block;}
-table.spp-paper .ours {display: block; white-space: nowrap;}
-table.spp-paper .sd {color: #555; font-size: 12px;}
-.spp-banner {border: 2px solid #c77; background: #fff4e5; padding: 6px 10px; margin: 0.5em 0;}
-</style>"""
 
 
 def _key_text(v) -> str:
@@ -51,13 +38,6 @@ def _col_groups(df: pd.DataFrame, cols: Sequence[str]) -> list[tuple]:
     order = [{v: i for i, v in enumerate(dict.fromkeys(df[c]))} for c in cols]
     groups = dict.fromkeys(tuple(r) for r in df[list(cols)].itertuples(index=False))
     return sorted(groups, key=lambda g: tuple(o[v] for o, v in zip(order, g, strict=True)))
-
-
-def _std_text(mean: float, std: float) -> str:
-    """The spread in the mean's own notation: "0.97 ± 0.01", not "0.97 ± 5.11e-03"."""
-    if "e" in fmt_value(mean) or math.isinf(std):
-        return fmt_value(std)
-    return f"{std:.2f}"
 
 
 def _is_num(x) -> bool:
@@ -119,7 +99,7 @@ def paper_layout_html(
             ours = html.escape(fmt_value(mean))
             if best.get((gk, q, "ours")) == mean:
                 ours = f"<b>{ours}</b>"
-            sd = f" ± {_std_text(mean, std)}" if _is_num(std) else ""
+            sd = f" ± {fmt_std(mean, std)}" if _is_num(std) else ""
             if same_n is None:
                 sd += f" (n={int(n)})"
             if div:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from spp.aggregate import diverged_seeds
+from spp.formatting import STYLE, fmt_mean_std, fmt_value
 from spp.table_specs import quantity_label
 
 REPRODUCED = "reproduced"
@@ -211,30 +212,6 @@ def verdict_counts(summary: pd.DataFrame) -> dict[str, int]:
 # --------------------------------------------------------------------------- formatting
 
 
-def fmt_value(x: float) -> str:
-    """Numbers as the paper prints them: 2 decimals, scientific outside [0.01, 1e4)."""
-    if x is None or pd.isna(x):
-        return "–"
-    x = float(x)
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if x != 0 and (abs(x) < 0.01 or abs(x) >= 1e4):
-        return f"{x:.2e}"
-    return f"{x:.2f}"
-
-
-def fmt_mean_std(mean: float, std: float, n: float, diverged: float = 0) -> str:
-    div = int(diverged) if diverged is not None and not pd.isna(diverged) else 0
-    if mean is None or pd.isna(mean):
-        return f"diverged ({div} seeds)" if div else "not run"
-    text = fmt_value(mean)
-    if n is not None and not pd.isna(n) and n > 1 and not pd.isna(std):
-        text += f" ± {fmt_value(std)}"
-    if n is not None and not pd.isna(n):
-        text += f" (n={int(n)}" + (f"; {div} diverged)" if div else ")")
-    return text
-
-
 _VERDICT_CLASS = {
     REPRODUCED: "spp-ok",
     NOT_REPRODUCED: "spp-bad",
@@ -242,21 +219,6 @@ _VERDICT_CLASS = {
     NOT_RUN: "spp-na",
     NOT_COMPARABLE: "spp-na",
 }
-
-STYLE = """<style>
-.spp-summary {font-family: system-ui, sans-serif; font-size: 13px; color: #111;}
-.spp-summary table {border-collapse: collapse; margin: 0.4em 0 1em 0;}
-.spp-summary th, .spp-summary td {border: 1px solid #ccc; padding: 2px 6px; text-align: right;
-  white-space: nowrap;}
-.spp-summary th {background: #f0f0f0;}
-.spp-summary td.l, .spp-summary th.l {text-align: left;}
-.spp-summary .spp-ok {background: #d9f2d9;}
-.spp-summary .spp-bad {background: #f8d7d7;}
-.spp-summary .spp-na {background: #eee; color: #555;}
-.spp-summary .spp-banner {border: 2px solid #c77; background: #fff4e5; padding: 6px 10px;
-  margin: 0.5em 0; font-weight: bold;}
-</style>"""
-
 
 def summary_html(
     summary: pd.DataFrame, preset: str, comparable: bool, rule: str, note: str = ""
