@@ -64,7 +64,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-from spp.fastpath import bf16_supported, to_device_batch
+from spp.fastpath import bf16_supported
 
 WARMUP_STEPS = 3
 
@@ -152,20 +152,13 @@ class GraphStepper:
     # --- the step
     def _batch(self, indices, generators) -> None:
         """The plain step's input side (``ModuleStepper.step``), into the static buffers."""
-        (idx,), (gen,) = indices, generators
-        inner, cfg, data = self.inner, self.inner.cfg, self.inner.data
-        x = data.normalize(data.x["train"].index_select(0, idx))
-        if cfg.augment:
-            from spp.training import augment_batch  # spp.training imports the loop, the loop us
-
-            x = augment_batch(x, gen, cfg.translate_px, cfg.augmentation)
-        x = to_device_batch(x, inner.device, inner.fast)
+        x, y = self.inner.batch(indices, generators)
         if self._x is None or self._x.shape != x.shape:
             self._x = torch.empty_like(x)  # keeps channels-last
-            self._y = torch.empty(idx.shape, dtype=data.y["train"].dtype, device=idx.device)
+            self._y = torch.empty_like(y)
             self.release()
         self._x.copy_(x)
-        torch.index_select(data.y["train"], 0, idx, out=self._y)
+        self._y.copy_(y)
 
     def _autocast(self):
         inner = self.inner

@@ -306,15 +306,21 @@ class ModuleStepper:
     def inputs_fingerprint(self) -> str:
         return inputs_fingerprint([self.model.state_dict()], [self.mask], self.data)
 
-    def step(self, indices: list[torch.Tensor], generators: list[torch.Generator]
-             ) -> torch.Tensor:
+    def batch(self, indices: list[torch.Tensor], generators: list[torch.Generator]
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's inputs: the gathered, normalised, augmented images (on the device, in
+        the fast path's memory format) and their labels. Shared with ``spp.graph_step``."""
         (idx,), (gen,), cfg = indices, generators, self.cfg
         x = self.data.normalize(self.data.x["train"].index_select(0, idx))  # = x[idx], faster
         if cfg.augment:
             x = augment_batch(x, gen, cfg.translate_px, cfg.augmentation)
+        return to_device_batch(x, self.device, self.fast), self.data.y["train"].index_select(0, idx)
+
+    def step(self, indices: list[torch.Tensor], generators: list[torch.Generator]
+             ) -> torch.Tensor:
+        x, y = self.batch(indices, generators)
         with autocast_context(self.device, self.fast.bf16):
-            logits = self.step_model(to_device_batch(x, self.device, self.fast))
-            loss = F.cross_entropy(logits, self.data.y["train"].index_select(0, idx))
+            loss = F.cross_entropy(self.step_model(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
