@@ -146,3 +146,31 @@ def test_flip_crop_flips_half_and_shifts_every_image():
     assert ((row - 5).abs() <= 2).all()
     unmoved = (row == 5) & ((col == 2) | (col == 8))
     assert abs(unmoved.float().mean().item() - 1 / 25) < 0.01  # 25 equally likely shifts
+
+
+def test_paper_preset_plans_frankle_at_their_protocol_offline(repo_root):
+    """`snakemake -n --configfile config/paper.yaml` plans every Frankle et al. run on OpenLTH's
+    networks: 3 networks x (5 ablated methods x 4 + random) x 12 sparsities x 3 seeds."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--nolock", "--configfile", "config/paper.yaml",
+         "--", "results/paper/tables/frankle_claims.csv"],
+        cwd=repo_root, capture_output=True, text=True, timeout=600)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    cfg = yaml.safe_load((repo_root / "config" / "paper.yaml").read_text())["frankle"]
+    assert [n["arch"] for n in cfg["networks"]] == ["cifar-resnet-20", "cifar-vgg-16",
+                                                    "tiny-resnet-18"]
+    jobs = {line.split()[0]: int(line.split()[1]) for line in text.splitlines()
+            if line.startswith("frankle_") and len(line.split()) == 2}
+    assert jobs["frankle_runs"] == 3 * 6 * 12 * 3 and jobs["frankle_dense"] == 3 * 3
+    for arch in ("cifar-resnet-20", "cifar-vgg-16", "tiny-resnet-18"):
+        assert "frankle/runs/" in text and f"/{arch}_default_w1/kaiming-normal/" in text
+    # the recipes are OpenLTH's, in epochs
+    r20 = cfg["networks"][0]["training"]
+    assert (r20["epochs"], r20["milestone_epochs"], r20["weight_decay"]) == (160, [80, 120], 1e-4)
+    assert [1 - s for s in cfg["sparsities"]] == pytest.approx([0.8 ** k for k in range(2, 25, 2)])
