@@ -9,29 +9,17 @@ import dataclasses
 import pytest
 import spp
 import torch
-from spp.data import DataSplits
 from spp.fastpath import FastPath
 from spp.graph_step import GraphStepper, capture_step
 from spp.train_loop import run_training
 from spp.training import AUGMENTATIONS, ModuleStepper, TrainConfig, on_device, train
+from toy_data import toy_data
 
 CFG = TrainConfig(iterations=14, batch_size=16, lr_decay_every=7, eval_every=7, log_every=7,
                   augment=True, checkpoint_every=4)
 
 
-def _data(n_train=64, n_eval=32, shape=(3, 8, 8)) -> DataSplits:
-    g = torch.Generator().manual_seed(0)
-    templates = torch.rand(10, *shape, generator=g)
-
-    def split(n):
-        y = torch.randint(0, 10, (n,), generator=g)
-        return (templates[y] * 200 + torch.rand(n, *shape, generator=g) * 55).to(torch.uint8), y
-
-    xs, ys = zip(*(split(n) for n in (n_train, n_eval, n_eval)), strict=True)
-    names = ("train", "val", "test")
-    return DataSplits("toy", 10, shape, torch.full((shape[0],), 0.4),
-                      torch.full((shape[0],), 0.3), dict(zip(names, xs, strict=True)),
-                      dict(zip(names, ys, strict=True)))
+_data = toy_data
 
 
 def _net(arch="resnet8", shape=(3, 8, 8), sparsity=0.5):

@@ -14,24 +14,14 @@ from spp.data import DataSplits
 from spp.fastpath import FastPath
 from spp.stacked import train_stacked
 from spp.training import TrainConfig, train
+from toy_data import toy_data
 
 CFG = TrainConfig(iterations=20, batch_size=16, lr_decay_every=12, eval_every=10, log_every=5,
                   augment=True, checkpoint_every=5)
 
 
 def _data(shape=(3, 8, 8), n_train=96, n_eval=48) -> DataSplits:
-    g = torch.Generator().manual_seed(0)
-    templates = torch.rand(10, *shape, generator=g)
-
-    def split(n):
-        y = torch.randint(0, 10, (n,), generator=g)
-        return (templates[y] * 200 + torch.rand(n, *shape, generator=g) * 55).to(torch.uint8), y
-
-    xs, ys = zip(*(split(n) for n in (n_train, n_eval, n_eval)), strict=True)
-    names = ("train", "val", "test")
-    return DataSplits("toy", 10, shape, torch.full((shape[0],), 0.4),
-                      torch.full((shape[0],), 0.3), dict(zip(names, xs, strict=True)),
-                      dict(zip(names, ys, strict=True)))
+    return toy_data(n_train, n_eval, shape)
 
 
 def _net(arch="resnet8", shape=(3, 8, 8), seed=0, sparsity=0.6):

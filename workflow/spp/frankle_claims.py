@@ -63,92 +63,66 @@ def _pp(c: dict) -> str:
     return f"{c['delta']:+.2f} pp (bar {c['bar']:.2f})"
 
 
+# What a comparison (error of a minus error of b) must show: lower by more than the bar, higher
+# by more than the bar, or not higher than the bar; and the word said when it does not.
+LOWER, HIGHER, NOT_HIGHER = "lower", "higher", "not higher"
+_MISSED = {LOWER: "not better", HIGHER: "not worse", NOT_HIGHER: "worse"}
+
+
+def _meets(c: dict, want: str) -> bool:
+    if want == LOWER:
+        return c["delta"] < -c["bar"]
+    if want == HIGHER:
+        return c["delta"] > c["bar"]
+    return c["delta"] <= c["bar"]
+
+
+def _tests(g: pd.DataFrame, top: list[float]) -> dict[int, tuple[str, list]]:
+    """Per claim: the evidence's lead-in, and its comparisons (label, curve a, curve b,
+    sparsities or None for all, what a - b must show, whether it decides the verdict)."""
+    random, after = _curve(g, "random"), _curve(g, AFTER)
+    top_txt = ", ".join(f"{100 * s:.1f}%" for s in top)
+    mean = "mean over sparsities"
+    return {
+        1: (f"error minus random's, at {top_txt}",
+            [(f"{m} at {100 * s:.1f}%", _curve(g, m), random, [s], LOWER, True)
+             for m in AT_INIT for s in top]),
+        2: (f"magnitude-after-training's error minus each method's, {mean}",
+            [(f"vs {m}", after, _curve(g, m), None, LOWER, True) for m in AT_INIT]),
+        3: (f"ablated minus unablated error, {mean}",
+            [(f"{m}/{how}", _curve(g, m, how), _curve(g, m), None, NOT_HIGHER, True)
+             for m in AT_INIT for how in ("shuffle", "reinit")]),
+        4: (f"inverted minus unablated error, {mean}",
+            [(m, _curve(g, m, "invert"), _curve(g, m), None, HIGHER, m != "grasp")
+             for m in ("snip", "synflow", "grasp")]),
+        5: (f"magnitude-after-training ablated minus unablated error, {mean}",
+            [(how, _curve(g, AFTER, how), after, None, HIGHER, True)
+             for how in ("shuffle", "reinit")]),
+    }
+
+
 def check(table: pd.DataFrame, metric: str = METRIC, tolerance_pp: float = 0.2,
           highest: int = 2) -> pd.DataFrame:
     """One row per network and claim: verdict and the numbers behind it."""
     rows = []
     for net, g in table[table.method != "dense"].groupby("network", sort=False):
-        sparsities = sorted(g.sparsity.unique())
-        top = sparsities[-highest:]
-        top_txt = ", ".join(f"{100 * s:.1f}%" for s in top)
-
-        def add(claim, verdict, evidence, net=net):
+        top = sorted(g.sparsity.unique())[-highest:]
+        for claim, (lead, tests) in _tests(g, top).items():
+            parts, ok, seen = [], True, False
+            for label, a, b, sparsities, want, decides in tests:
+                c = _compare(a, b, metric, tolerance_pp, sparsities)
+                if c is None:
+                    continue
+                met = _meets(c, want)
+                if decides:
+                    seen, ok = True, ok and met
+                    parts.append(f"{label}: {_pp(c)}" + ("" if met else f" ({_MISSED[want]})"))
+                else:
+                    word = "worse" if c["delta"] > c["bar"] else "not worse"
+                    parts.append(f"{label}: {_pp(c)} ({word}, reported only)")
             rows.append({"network": net, "claim": claim, "statement": STATEMENTS[claim],
-                         "verdict": verdict, "evidence": evidence})
-
-        # 1. at-init methods vs random at the highest sparsities: lower error at each of them
-        random = _curve(g, "random")
-        parts, ok, seen = [], True, False
-        for m in AT_INIT:
-            cur = _curve(g, m)
-            for s in top:
-                c = _compare(cur, random, metric, tolerance_pp, [s])
-                if c is None:
-                    continue
-                seen = True
-                beats = c["delta"] < -c["bar"]
-                ok &= beats
-                parts.append(f"{m} at {100 * s:.1f}%: {_pp(c)}{'' if beats else ' (not better)'}")
-        add(1, (HOLDS if ok else FAILS) if seen else NOT_MEASURED,
-            f"error minus random's, at {top_txt}: " + "; ".join(parts))
-
-        # 2. magnitude after training vs every at-init method, averaged over sparsities
-        after = _curve(g, AFTER)
-        parts, ok, seen = [], True, False
-        for m in AT_INIT:
-            c = _compare(after, _curve(g, m), metric, tolerance_pp)
-            if c is None:
-                continue
-            seen = True
-            beats = c["delta"] < -c["bar"]
-            ok &= beats
-            parts.append(f"vs {m}: {_pp(c)}{'' if beats else ' (not better)'}")
-        add(2, (HOLDS if ok else FAILS) if seen else NOT_MEASURED,
-            "magnitude-after-training's error minus each method's, mean over sparsities: "
-            + "; ".join(parts))
-
-        # 3. shuffle / reinit at init: no rise beyond the bar
-        parts, ok, seen = [], True, False
-        for m in AT_INIT:
-            for how in ("shuffle", "reinit"):
-                c = _compare(_curve(g, m, how), _curve(g, m), metric, tolerance_pp)
-                if c is None:
-                    continue
-                seen = True
-                hurts = c["delta"] > c["bar"]
-                ok &= not hurts
-                parts.append(f"{m}/{how}: {_pp(c)}{' (worse)' if hurts else ''}")
-        add(3, (HOLDS if ok else FAILS) if seen else NOT_MEASURED,
-            "ablated minus unablated error, mean over sparsities: " + "; ".join(parts))
-
-        # 4. inversion hurts SNIP and SynFlow; GraSP's change reported
-        parts, ok, seen = [], True, False
-        for m in ("snip", "synflow", "grasp"):
-            c = _compare(_curve(g, m, "invert"), _curve(g, m), metric, tolerance_pp)
-            if c is None:
-                continue
-            hurts = c["delta"] > c["bar"]
-            if m != "grasp":
-                seen = True
-                ok &= hurts
-            parts.append(f"{m}: {_pp(c)} ({'worse' if hurts else 'not worse'}"
-                         + (", reported only" if m == "grasp" else "") + ")")
-        add(4, (HOLDS if ok else FAILS) if seen else NOT_MEASURED,
-            "inverted minus unablated error, mean over sparsities: " + "; ".join(parts))
-
-        # 5. shuffle / reinit after training: a rise beyond the bar for each
-        parts, ok, seen = [], True, False
-        for how in ("shuffle", "reinit"):
-            c = _compare(_curve(g, AFTER, how), after, metric, tolerance_pp)
-            if c is None:
-                continue
-            seen = True
-            hurts = c["delta"] > c["bar"]
-            ok &= hurts
-            parts.append(f"{how}: {_pp(c)}{'' if hurts else ' (not worse)'}")
-        add(5, (HOLDS if ok else FAILS) if seen else NOT_MEASURED,
-            "magnitude-after-training ablated minus unablated error, mean over sparsities: "
-            + "; ".join(parts))
+                         "verdict": (HOLDS if ok else FAILS) if seen else NOT_MEASURED,
+                         "evidence": f"{lead}: " + "; ".join(parts)})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
