@@ -202,3 +202,21 @@ def test_one_formatter_for_every_table():
     assert fmt_mean_std(float("nan"), float("nan"), 0, 2) == "diverged (2 seeds)"
     assert fmt_mean_std(None, None, None) == "not run"
     assert fmt_mean_std(90.0, 0.5, 3, 1) == "90.00 ± 0.50 (n=3; 1 diverged)"
+
+
+def test_front_page_lists_frankle_claims_with_their_verdicts():
+    from spp.summary import front_page_html
+
+    claims = pd.DataFrame([
+        {"network": "LeNet", "claim": 1, "statement": "methods beat random",
+         "verdict": "reproduced", "evidence": "-1 pp"},
+        {"network": "LeNet", "claim": 3, "statement": "shuffling is harmless",
+         "verdict": "not reproduced", "evidence": "+2 pp"}])
+    summ = summarize({"table2": _table2()}, {"*": {"abs": 0.5}}, True)
+    page = front_page_html({"preset": "mnist"}, summ, True, "r", claims)
+    assert "Frankle et al. 2021" in page and "3. shuffling is harmless" in page
+    assert '<td class="spp-bad">not reproduced</td>' in page
+    assert '<td class="spp-ok">reproduced</td>' in page
+    smoke = front_page_html({"preset": "quick"}, summ, False, "r", claims)
+    assert "not comparable (preset)" in smoke and "spp-ok" not in smoke.split("Frankle")[1]
+    assert "Frankle" not in front_page_html({"preset": "q"}, summ, False, "r")

@@ -259,6 +259,7 @@ rule report_summary:
     input:
         tables=[f"{R}/tables/{t}.csv" for t in REPORT_TABLES],
         provenance=f"{REPORT_DIR}/provenance.json",
+        **({"claims": f"{R}/tables/frankle_claims.csv"} if FRANKLE_ENABLED else {}),
     output:
         html=report(
             f"{REPORT_DIR}/summary.html",

@@ -25,5 +25,6 @@ note = snakemake.config["preset_note"]  # not a param: see report_table.py
 body = S.summary_html(summary, p.preset, p.comparable, rule, note=note)
 title = f"Paper versus ours, every table cell [{p.preset} preset]"
 write_text(out.html, S.standalone_page(title, body))
-write_text(out.front, S.front_page_html(prov, summary, p.comparable, rule))
+claims = pd.read_csv(snakemake.input.claims) if "claims" in snakemake.input.keys() else None
+write_text(out.front, S.front_page_html(prov, summary, p.comparable, rule, claims))
 log(f"summary: {S.verdict_counts(summary)} -> {out.html}")

@@ -328,10 +328,29 @@ def verdicts_by_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["table", "values", *VERDICTS])
 
 
-def front_page_html(prov: Mapping, summary: pd.DataFrame, comparable: bool, rule: str) -> str:
+def claims_html(claims: pd.DataFrame, comparable: bool) -> str:
+    """Frankle et al.'s five claims (``spp.frankle_claims``): one row per network and claim with
+    its verdict; the numbers are on the claims table's own report page."""
+    out = ["<p><b>Frankle et al. 2021, the paper's claims</b> (tables/frankle_claims.csv):</p>",
+           "<table><thead><tr><th class='l'>network</th><th class='l'>claim</th>"
+           "<th>verdict</th></tr></thead><tbody>"]
+    for r in claims.itertuples():
+        verdict = r.verdict if comparable else "not comparable (preset)"
+        cls = {"reproduced": "spp-ok", "not reproduced": "spp-bad"}.get(verdict, "spp-na")
+        out.append(f'<tr><td class="l">{html.escape(str(r.network))}</td>'
+                   f'<td class="l" style="white-space:normal">{int(r.claim)}. '
+                   f'{html.escape(str(r.statement))}</td><td class="{cls}">'
+                   f"{html.escape(verdict)}</td></tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def front_page_html(prov: Mapping, summary: pd.DataFrame, comparable: bool, rule: str,
+                    claims: pd.DataFrame | None = None) -> str:
     """The compact HTML fragment the report's front page (report/workflow.rst) includes:
-    provenance, the preset warning, verdict counts per table and the rule. The per-value table
-    is its own report page (Summary), it is too wide for the front page's text column."""
+    provenance, the preset warning, verdict counts per table, Frankle et al.'s claims and the
+    rule. The per-value table is its own report page (Summary), it is too wide for the front
+    page's text column."""
     out = [REPORT_LAYOUT_FIX, STYLE, '<div class="spp-summary">', "<table><tbody>"]
     for label, text in provenance_rows(prov):
         out.append(
@@ -359,6 +378,8 @@ def front_page_html(prov: Mapping, summary: pd.DataFrame, comparable: bool, rule
             out.append(f"<td{cls}>{int(r[c])}</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
+    if claims is not None and not claims.empty:
+        out.append(claims_html(claims, comparable))
     out.append(
         f"<p><b>Rule:</b> {html.escape(rule)} Every value with its paper number, our mean ± std "
         "and the difference: <b>Summary</b> in the menu.</p></div>"
