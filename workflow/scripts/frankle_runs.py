@@ -1,6 +1,7 @@
 """Every (sparsity, ablation) run of one Frankle method on one network, for the part's seeds ->
 one JSON list of run rows (spp.frankle.run_cells). Layer collapse is recorded, not fatal."""
 
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
@@ -34,10 +35,14 @@ def make_model(seed):
 CKPT_DIR = Path(snakemake.output[0]).with_suffix(".ckpt")
 
 
+# The training data (every training image, as OpenLTH) and recipe, once for all the job's runs.
+train_data, recipe_cfg = spp.frankle.training_setup(data, p.recipe, seed=0)
+
+
 def train_fn(model, mask, seed, tag):
-    run_data, cfg = spp.frankle.training_setup(data, p.recipe, seed)
+    cfg = dataclasses.replace(recipe_cfg, seed=seed)
     mask = {k: v.to(device) for k, v in mask.items()}
-    return spp.training.train(model.to(device), mask, run_data, cfg, device,
+    return spp.training.train(model.to(device), mask, train_data, cfg, device,
                               checkpoint_path=CKPT_DIR / f"{tag}.ckpt", log=log).summary
 
 

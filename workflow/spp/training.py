@@ -32,7 +32,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -138,14 +138,16 @@ class TrainConfig:
 
     def lr_at(self, iteration: int) -> float:
         """Learning rate of the step that follows ``iteration`` completed steps."""
-        if self.warmup and iteration < self.warmup:  # linear from 0 (OpenLTH's warmup_steps)
-            return TrainConfig.lr_at(replace(self, warmup=0), iteration) * iteration / self.warmup
         if self.milestones:
-            return float(self.lr) * float(self.gamma) ** bisect.bisect_right(self.milestones,
-                                                                             iteration)
-        if not self.lr_decay_every:
-            return float(self.lr)
-        return float(self.lr) * 0.1 ** (iteration // self.lr_decay_every)
+            lr = float(self.lr) * float(self.gamma) ** bisect.bisect_right(self.milestones,
+                                                                           iteration)
+        elif self.lr_decay_every:
+            lr = float(self.lr) * 0.1 ** (iteration // self.lr_decay_every)
+        else:
+            lr = float(self.lr)
+        if iteration < self.warmup:  # linear from 0 (OpenLTH's warmup_steps)
+            lr *= iteration / self.warmup
+        return lr
 
     @classmethod
     def from_recipe(cls, recipe: dict, n_train: int, **overrides) -> TrainConfig:
