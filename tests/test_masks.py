@@ -149,3 +149,18 @@ def test_layer_sparsity_is_the_pruned_fraction_of_each_weight_layer_in_order():
     mask = {"a.weight": torch.tensor([[True, False], [False, False]]),
             "a.bias": torch.zeros(2, dtype=torch.bool), "b.weight": torch.ones(2, 2) > 0}
     assert spp.layer_sparsity(mask) == {"a.weight": 0.75, "b.weight": 0.0}  # biases left out
+
+
+def test_keep_all_is_the_dense_mask_and_changes_no_output():
+    """The mask of a table's `dense` row and Figure 2's Dense lines: every prunable parameter
+    kept, so applying it leaves the network's function unchanged."""
+    from spp.masks import keep_all
+
+    model = _mlp()
+    mask = keep_all(model)
+    assert set(mask) == set(prunable_parameters(model))
+    assert all(m.dtype == torch.bool and bool(m.all()) for m in mask.values())
+    x = torch.randn(5, 20)
+    before = model(x)
+    spp.apply_mask(model, mask)
+    torch.testing.assert_close(model(x), before, rtol=0, atol=0)

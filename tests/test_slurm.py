@@ -271,11 +271,11 @@ def test_reduced_quick_preset_through_slurm_survives_time_limit_and_preemption(c
     assert rc == 0, out[-8000:]
 
     # Every job went through sbatch and SLURM ran it, except the workflow's local rules
-    # (init, mask, table1: milliseconds of work), which ran in the Snakemake process.
+    # (init, mask, table: milliseconds of work), which ran in the Snakemake process.
     subs = run.submissions()
     rules = sorted(rule for rule, _, _ in subs)
     assert rules == ["data", "score", "signal", "signal", "train", "train"], out[-6000:]
-    for local in ("init", "mask", "table1"):
+    for local in ("init", "mask", "table"):
         assert f"localrule {local}:" in out
     states = cluster.job_states()
     for rule, jobid, log in subs:

@@ -1,44 +1,47 @@
-# Stage 8: one rule per table / figure. Reads the per-seed signal and training files of the
-# table's cells and writes results/<preset>/tables/<name>.{csv,md,html}: one row per cell of the
+# Stage 8: rule `table` (table1-table5) and rule `figure3`. Each reads the per-seed signal and
+# training files of its table's cells and writes results/<preset>/tables/<name>.{csv,md,html}: one row per cell of the
 # paper's table, mean / std / n per value, the paper's published value beside it.
 
 PAPER_RESULTS = str(Path(workflow.basedir) / "config" / "paper_results.csv")
 
 
-for _table in [t for t in TABLES if t != "figure3"]:
+CORE_TABLES = [t for t in TABLES if t != "figure3"]  # figure3 also draws its figure (below)
+TABLE_CAPTION = "../../report/tables.rst"  # one section per table, picked by params.table
 
-    rule:
-        name:
-            f"{_table}"
+if CORE_TABLES:
+
+    rule table:
         input:
-            runs=table_inputs(_table),
+            runs=lambda wc: table_inputs(wc.table),
             paper=PAPER_RESULTS,
         output:
             csv=report(
-                f"{R}/tables/{_table}.csv",
-                caption=f"../../report/{_table}.rst",
+                f"{R}/tables/{{table}}.csv",
+                caption=TABLE_CAPTION,
                 category="Tables",
-                labels={"table": _table, "format": "CSV"},
+                labels={"table": "{table}", "format": "CSV"},
             ),
-            md=f"{R}/tables/{_table}.md",
+            md=f"{R}/tables/{{table}}.md",
             html=report(
-                f"{R}/tables/{_table}.html",
-                caption=f"../../report/{_table}.rst",
+                f"{R}/tables/{{table}}.html",
+                caption=TABLE_CAPTION,
                 category="Tables",
-                labels={"table": _table, "format": "HTML"},
+                labels={"table": "{table}", "format": "HTML"},
             ),
+        wildcard_constraints:
+            table="|".join(CORE_TABLES),
         params:
-            rows_digest=rows_digest(_table),
+            rows_digest=lambda wc: rows_digest(wc.table),
             preset=config["preset"],
             note=config["preset_note"],
-            table=_table,
+            table=lambda wc: wc.table,
         log:
-            f"{R}/logs/tables/{_table}.log",
+            f"{R}/logs/tables/{{table}}.log",
         localrule: True
         run:
             run_inprocess(
                 "aggregate.py",
-                params.table,
+                "table",
                 input,
                 output,
                 table_params(params, params.table),
@@ -57,14 +60,14 @@ if "figure3" in TABLES:
         output:
             csv=report(
                 f"{R}/tables/figure3.csv",
-                caption="../../report/figure3_table.rst",
+                caption=TABLE_CAPTION,
                 category="Tables",
                 labels={"table": "figure3", "format": "CSV"},
             ),
             md=f"{R}/tables/figure3.md",
             html=report(
                 f"{R}/tables/figure3.html",
-                caption="../../report/figure3_table.rst",
+                caption=TABLE_CAPTION,
                 category="Tables",
                 labels={"table": "figure3", "format": "HTML"},
             ),
@@ -96,6 +99,6 @@ if "figure3" in TABLES:
             )
 
 
-ALL_TARGETS += [f"{R}/tables/{name}.csv" for name in TABLES if name != "figure3"]
+ALL_TARGETS += [f"{R}/tables/{name}.csv" for name in CORE_TABLES]
 if "figure3" in TABLES:
     ALL_TARGETS += [f"{R}/tables/figure3.csv", f"{R}/figures/figure3.png"]

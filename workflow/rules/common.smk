@@ -159,6 +159,17 @@ def rows_digest(name):
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
+def curve_inputs(name):
+    """The training outputs behind a table's training curves."""
+    return [
+        f
+        for row in TABLES[name]
+        for role, net in row["runs"].items()
+        if "train" in row["needs"][role]
+        for f in train_outputs(net, row["seeds"])
+    ]
+
+
 def table_inputs(name):
     files = []
     for row in TABLES.get(name, []):

@@ -147,84 +147,69 @@ if FIG["enabled"]:
 
 
 if FIG["training_curves"]:
-    for _table in TABLES:
 
-        rule:
-            name:
-                f"training_curves_{_table}"
-            input:
-                runs=[
-                    f
-                    for row in TABLES[_table]
-                    for role, net in row["runs"].items()
-                    if "train" in row["needs"][role]
-                    for f in train_outputs(net, row["seeds"])
-                ],
-            output:
-                png=report(
-                    f"{R}/figures/training_{_table}.png",
-                    caption="../../report/training_curves.rst",
-                    category="Training curves",
-                    labels={"table": _table, "format": "PNG"},
-                ),
-                svg=f"{R}/figures/training_{_table}.svg",
-            params:
-                table=_table,
-                rows_digest=rows_digest(_table),
-                title=_table.replace("table", "Table ").replace("figure", "Figure "),
-                preset=config["preset"],
-            log:
-                f"{R}/logs/figures/training_{_table}.log",
-            localrule: True
-            run:
-                run_inprocess(
-                    "figure_training_curves.py",
-                    f"training_curves_{params.table}",
-                    input,
-                    output,
-                    table_params(params, params.table),
-                    wildcards,
-                    threads,
-                    log,
-                )
-
-        ALL_TARGETS.append(f"{R}/figures/training_{_table}.png")
-
-
-for _table in REPORT_TABLES:
-
-    rule:
-        name:
-            f"paper_layout_{_table}"
+    rule training_curves:
         input:
-            f"{R}/tables/{_table}.csv",
+            runs=lambda wc: curve_inputs(wc.table),
         output:
-            report(
-                f"{REPORT_DIR}/{_table}_paper_layout.html",
-                caption=f"../../report/{_table}.rst",
-                category="Tables",
-                labels={"table": _table, "format": "paper layout"},
+            png=report(
+                f"{R}/figures/training_{{table}}.png",
+                caption="../../report/training_curves.rst",
+                category="Training curves",
+                labels={"table": "{table}", "format": "PNG"},
             ),
+            svg=f"{R}/figures/training_{{table}}.svg",
+        wildcard_constraints:
+            table="|".join(TABLES) or "(?!)",
         params:
-            table=_table,
+            table=lambda wc: wc.table,
+            rows_digest=lambda wc: rows_digest(wc.table),
+            title=lambda wc: wc.table.replace("table", "Table ").replace("figure", "Figure "),
             preset=config["preset"],
-            comparable=FIG["summary"]["comparable"],
         log:
-            f"{R}/logs/report/{_table}_paper_layout.log",
+            f"{R}/logs/figures/training_{{table}}.log",
         localrule: True
         run:
             run_inprocess(
-                "report_table.py",
-                f"paper_layout_{params.table}",
+                "figure_training_curves.py",
+                "training_curves",
                 input,
                 output,
-                params,
+                table_params(params, params.table),
                 wildcards,
                 threads,
                 log,
             )
 
-    ALL_TARGETS.append(f"{REPORT_DIR}/{_table}_paper_layout.html")
+    ALL_TARGETS += [f"{R}/figures/training_{t}.png" for t in TABLES]
+
+
+rule paper_layout:
+    input:
+        f"{R}/tables/{{table}}.csv",
+    output:
+        report(
+            f"{REPORT_DIR}/{{table}}_paper_layout.html",
+            caption="../../report/tables.rst",
+            category="Tables",
+            labels={"table": "{table}", "format": "paper layout"},
+        ),
+    wildcard_constraints:
+        table="|".join(REPORT_TABLES) or "(?!)",
+    params:
+        table=lambda wc: wc.table,
+        preset=config["preset"],
+        comparable=FIG["summary"]["comparable"],
+    log:
+        f"{R}/logs/report/{{table}}_paper_layout.log",
+    localrule: True
+    run:
+        run_inprocess(
+            "report_table.py", "paper_layout", input, output, params, wildcards, threads, log
+        )
+
+
+ALL_TARGETS += [f"{REPORT_DIR}/{t}_paper_layout.html" for t in REPORT_TABLES]
 
 
 # Datasets the report's numbers come from (tables and figures), for the front page.

@@ -7,9 +7,9 @@ if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import spp  # noqa: E402
 import spp.paths as P  # noqa: E402
-import torch  # noqa: E402
 from _common import build, load, start  # noqa: E402
 from spp.atomic import save_tensors  # noqa: E402
+from spp.masks import keep_all  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params
@@ -18,8 +18,7 @@ for seed in p.seeds:
     if p.dense:  # nothing pruned
         if p.sparsity != 0:
             raise ValueError(f"score 'dense' needs sparsity 0, got {p.sparsity}")
-        mask = {k: torch.ones_like(v, dtype=torch.bool, device="cpu")
-                for k, v in spp.prunable_parameters(build(p.net)).items()}
+        mask = keep_all(build(p.net))
     else:
         scores = load(P.seed_tensors(snakemake.input.score, seed))
         mask = spp.global_mask(scores, p.sparsity)

@@ -21,6 +21,8 @@ import torch
 
 import spp
 from spp.data import first_examples
+from spp.masks import keep_all
+from spp.scores import score_in_context
 from spp.training import TrainConfig, train
 
 PRUNINGS = {"CS": "snip", "Rand": "random", "Dense": "dense"}
@@ -53,18 +55,10 @@ def _mlp(data, activation: str, depth: int = 7) -> torch.nn.Module:
 
 
 def _scores(model, prune: str, data, seed: int, batch_size: int, examples: int | None) -> dict:
-    if prune == "snip":
-        batches = first_examples(data.batches("train", batch_size), examples)
-        return spp.score(model, "snip", batches=batches)
-    if prune == "random":
-        return spp.score(model, "random", seed=seed)
-    raise ValueError(f"unknown pruning {prune!r}; allowed: snip, random")
-
-
-def _full_mask(model) -> dict:
-    return {
-        n: torch.ones_like(p, dtype=torch.bool) for n, p in spp.prunable_parameters(model).items()
-    }
+    """The score stage's call (scripts/score.py): the registry decides whether data is read."""
+    return score_in_context(
+        model, prune, context={"seed": seed},
+        batches=lambda: first_examples(data.batches("train", batch_size), examples))
 
 
 def sparsity_patterns(
@@ -101,7 +95,7 @@ def sparsity_patterns(
 def _pruned(model, base_state, scores, sparsity) -> tuple[torch.nn.Module, dict]:
     net = copy.deepcopy(model)
     net.load_state_dict(base_state)
-    mask = _full_mask(net) if scores is None or sparsity == 0 else spp.global_mask(scores, sparsity)
+    mask = keep_all(net) if scores is None or sparsity == 0 else spp.global_mask(scores, sparsity)
     spp.apply_mask(net, mask)
     return net, mask
 
@@ -178,7 +172,7 @@ def training_rows(
             model = _mlp(data, activation)
             spp.initialize(model, m.init, seed=seed)
             if m.prune == "dense":
-                mask = _full_mask(model)
+                mask = keep_all(model)
             else:
                 scores = _scores(model, m.prune, data, seed, batch_size, scoring_examples)
                 mask = spp.global_mask(scores, float(sparsity))

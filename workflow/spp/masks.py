@@ -55,6 +55,12 @@ def global_mask(scores: dict[str, torch.Tensor], sparsity: float) -> dict[str, t
     return masks
 
 
+def keep_all(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The dense network's mask: every prunable parameter kept (a table's `dense` rows, Figure
+    2's Dense lines), on the parameters' device."""
+    return {n: torch.ones_like(p, dtype=torch.bool) for n, p in prunable_parameters(model).items()}
+
+
 def weights_only(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The weight entries of a score or mask dict (biases are its 1-D entries)."""
     return {k: v for k, v in tensors.items() if v.dim() > 1}

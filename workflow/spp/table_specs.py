@@ -6,7 +6,7 @@ laid out, whether it reads the signal stage, the setup the paper used (a cell ge
 value only when its table keeps it), and its config check. Aggregation, the paper-layout pages,
 the training-curve figures, the summary, the evidence pages and the config validation all read
 it. A new table is its spec here, its config block (schema, presets), its paper values
-(config/paper_results.csv) and its caption (report/<table>.rst).
+(config/paper_results.csv) and its caption (its section of report/tables.rst).
 """
 
 from __future__ import annotations
