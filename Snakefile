@@ -12,7 +12,7 @@ min_version("9.0")
 
 # The library lives in workflow/spp; importable here even without `pip install -e .`.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
-from spp import experiments as X  # noqa: E402
+from spp.tables import experiments as X  # noqa: E402
 from spp import paths as P  # noqa: E402
 
 X.library_first_for_jobs(Path(workflow.basedir) / "workflow")
@@ -36,7 +36,7 @@ if _PROBLEMS:
 validate(config, "config/config.schema.yaml")
 
 import spp  # noqa: E402
-import spp.data  # noqa: E402
+import spp.data.datasets  # noqa: E402
 
 # A custom preset must not inherit the quick preset's "smoke test" note.
 _QUICK = yaml.safe_load(_DEFAULTS.read_text())
@@ -48,7 +48,7 @@ X.validate(
     architectures=spp.ARCHITECTURES,
     init_schemes=spp.INIT_SCHEMES,
     score_methods=spp.SCORE_METHODS,
-    datasets=spp.data.DATASETS,
+    datasets=spp.data.datasets.DATASETS,
     base_dir=workflow.basedir,
 )
 

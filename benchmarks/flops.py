@@ -10,8 +10,9 @@ Three things, each usable from the other benchmarks:
 - ``peak_flops``: the device's achievable peak, the best of square matrix products of a few sizes
   in the given dtype (fp32 on CPU; fp32/TF32 or bf16 on CUDA). Measured, not a datasheet figure.
 - ``paper_training_runs``: every training run of a preset (config/config.yaml merged with the
-  given preset file and the schema's defaults, expanded by ``spp.experiments``): architecture,
-  dataset, batch, iterations, number of runs (seeds included; shared runs counted once).
+  given preset file and the schema's defaults, expanded by ``spp.tables.experiments``):
+  architecture, dataset, batch, iterations, number of runs (seeds included; shared runs counted
+  once).
 
 ``python benchmarks/flops.py`` prints, per distinct network of the paper preset: runs, iterations,
 counted GFLOP per step, the lower bound on its total time at this device's peak, and, with
@@ -124,7 +125,7 @@ def _grouped(trained: dict, cfg: dict) -> list[dict]:
 
 def trained_by_table(cfg: dict) -> dict[str, dict]:
     """{table: {Net: seeds}}: the networks each table of a loaded preset trains."""
-    from spp import experiments
+    from spp.tables import experiments
 
     out = {}
     for table, rows in experiments.expand(cfg).items():
@@ -167,7 +168,7 @@ def frankle_training_runs(cfg: dict) -> list[dict]:
     if not fk or fk.get("enabled") is False:
         return []
     try:
-        from spp.frankle import ablations_for
+        from spp.frankle.runs import ablations_for
     except ImportError:  # an older or newer library: every ablation for every method
         def ablations_for(method, ablations):
             return list(ablations)
@@ -200,8 +201,8 @@ def paper_training_runs(preset: Path = REPO / "config" / "paper.yaml") -> list[d
 def synthetic_splits(dataset: str, n: int, device="cpu", seed: int = 0):
     """Random uint8 images and labels of ``dataset``'s shape (``n`` training images, 100 each
     for validation and test): for timing, not learning."""
-    from spp.data import DataSplits
-    from spp.experiments import DATASET_SHAPES
+    from spp.data.datasets import DataSplits
+    from spp.tables.experiments import DATASET_SHAPES
 
     shape, classes = DATASET_SHAPES[dataset]
     g = torch.Generator().manual_seed(seed)
@@ -215,14 +216,15 @@ def synthetic_splits(dataset: str, n: int, device="cpu", seed: int = 0):
 
 def engine_its(arch, activation, width, dataset, batch_size, device, iterations=50,
                fast: bool = False) -> float:
-    """spp.training.train it/s on synthetic data of the dataset's shape (after a warm-up);
-    ``fast``: with ``spp.fastpath.FastPath.for_device`` (needs train()'s ``fast`` argument)."""
+    """spp.train.training.train it/s on synthetic data of the dataset's shape (after a
+    warm-up); ``fast``: with ``spp.train.fastpath.FastPath.for_device`` (needs train()'s ``fast``
+    argument)."""
     import inspect
 
-    from spp.experiments import DATASET_SHAPES
-    from spp.fastpath import FastPath
-    from spp.models import build_model
-    from spp.training import TrainConfig, train
+    from spp.nets.models import build_model
+    from spp.tables.experiments import DATASET_SHAPES
+    from spp.train.fastpath import FastPath
+    from spp.train.training import TrainConfig, train
 
     shape, classes = DATASET_SHAPES[dataset]
     data = synthetic_splits(dataset, max(4 * batch_size, 1000), device)
@@ -231,7 +233,7 @@ def engine_its(arch, activation, width, dataset, batch_size, device, iterations=
     kwargs = {}
     if fast:
         if "fast" not in inspect.signature(train).parameters:
-            raise ValueError("--fast needs spp.training.train(..., fast=FastPath)")
+            raise ValueError("--fast needs spp.train.training.train(..., fast=FastPath)")
         kwargs["fast"] = FastPath.for_device(device)
     warm = TrainConfig(iterations=5, batch_size=batch_size, augment=augment, log_every=5)
     train(model, None, data, warm, device, log=lambda _: None, **kwargs)
@@ -259,8 +261,8 @@ def main(argv=None) -> None:
         raise ValueError("--gpus and --iterations must be >= 1")
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)
-    from spp.experiments import DATASET_SHAPES
-    from spp.models import build_model
+    from spp.nets.models import build_model
+    from spp.tables.experiments import DATASET_SHAPES
 
     peak = peak_flops(device)
     peak_note = "fp32 matmul" if device.type == "cpu" else "fp32/TF32-default matmul"

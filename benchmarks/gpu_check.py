@@ -16,9 +16,9 @@ reporting its own failure while the script goes on:
 3. **throughput** of every network the paper preset trains (``flops.trained_by_table`` and
    Frankle et al.'s section, read from config/paper.yaml), at its batch size, on synthetic data
    of its shape: the plain DataLoader fp32 loop (``train_throughput.plain_loop``), the engine
-   (``spp.training.train``), the engine with the fast path and its CUDA graph, and stacked seeds
-   (``spp.stacked``) for the MLP cells the workflow stacks; it/s and the fraction of a bf16
-   matmul peak measured in the same run (``flops.peak_flops``). An architecture the library
+   (``spp.train.training.train``), the engine with the fast path and its CUDA graph, and stacked
+   seeds (``spp.train.stacked``) for the MLP cells the workflow stacks; it/s and the fraction of a
+   bf16 matmul peak measured in the same run (``flops.peak_flops``). An architecture the library
    does not know fails its row only. Figure: ``throughput.png``.
 4. **GPU-hours** of the paper preset per table from those rates (``flops`` counts the runs):
    the plain loop, the workflow as it runs today (fp32 engine, MLP cells stacked), and with the
@@ -261,7 +261,7 @@ def part_tests(part: Part, ctx: dict) -> None:
 # ------------------------------------------------------------------------- 2. numerics
 
 def _fast_variants():
-    from spp.fastpath import FastPath
+    from spp.train.fastpath import FastPath
 
     bf16 = FastPath(bf16=True, channels_last=True, cudnn_benchmark=True, tf32=True)
     return {"bf16+cl": bf16, "bf16+cl+graph": dataclasses.replace(bf16, cuda_graph=True),
@@ -271,7 +271,7 @@ def _fast_variants():
 
 def _numerics_splits(path, test_images: int | None):
     """The prepared CIFAR-10 subset; ``test_images``: only the first ones of the test split."""
-    from spp import data
+    from spp.data import datasets as data
 
     splits = data.load(path)
     if test_images:
@@ -327,7 +327,7 @@ class _Streamed:
 
 def part_numerics(part: Part, ctx: dict) -> None:
     from gpu_fastpath import quality_runs
-    from spp import data
+    from spp.data import datasets as data
 
     s, out = ctx["settings"], ctx["out"]
     device, steps, bsz, width = s.device, s.numerics_steps, s.numerics_batch, s.numerics_width
@@ -468,7 +468,7 @@ def networks(cfg: dict) -> list[dict]:
     """Every distinct network the preset trains, keyed by what sets a step's cost (arch, width,
     input shape, classes, batch); activations and datasets of one shape share a row."""
     import flops
-    from spp.experiments import DATASET_SHAPES
+    from spp.tables.experiments import DATASET_SHAPES
 
     rows = []
     for table, groups in flops.training_runs_by_table(cfg).items():
@@ -496,7 +496,7 @@ def networks(cfg: dict) -> list[dict]:
 
 
 def _is_mlp(model) -> bool:
-    from spp.models import MLP
+    from spp.nets.models import MLP
 
     return isinstance(model, MLP)
 
@@ -505,11 +505,11 @@ def measure_network(net: dict, s: Settings, peak: float) -> dict:
     """it/s of the plain loop, the engine, the engine + fast path (+ CUDA graph), and stacked
     seeds for an MLP; the fraction of ``peak`` each reaches."""
     import flops
-    from spp.experiments import DATASET_SHAPES
-    from spp.fastpath import FastPath
-    from spp.models import build_model
-    from spp.stacked import train_stacked
-    from spp.training import TrainConfig, train
+    from spp.nets.models import build_model
+    from spp.tables.experiments import DATASET_SHAPES
+    from spp.train.fastpath import FastPath
+    from spp.train.stacked import train_stacked
+    from spp.train.training import TrainConfig, train
     from stacked_seeds import _logged_rate
     from train_throughput import plain_loop
 
@@ -692,7 +692,7 @@ def _rate(mode: str, r: dict, stack: bool) -> float | None:
 
 def part_hours(part: Part, ctx: dict) -> None:
     import flops
-    from spp.experiments import DATASET_SHAPES
+    from spp.tables.experiments import DATASET_SHAPES
 
     rates = ctx.get("rates")
     if not rates:
@@ -815,7 +815,7 @@ def part_snakemake(part: Part, ctx: dict) -> None:
     target = "results/gpucheck/tables/table2.csv"
     if s.snk_target == "train":  # the cell's training folder alone (no signal stage, no table)
         import flops
-        from spp import experiments
+        from spp.tables import experiments
 
         (row,) = experiments.expand(flops.load_preset(cfg_file))["table2"]
         target = row["runs"]["main"].stage_dir("results/gpucheck", "train")

@@ -8,9 +8,9 @@ Needs CUDA; on a machine without it, it prints one line saying so and exits 0. I
      to fp32, normalises it, pads, crops and flips it on the CPU; a ``DataLoader`` (shuffle,
      ``--workers`` worker processes) collates; each batch is copied to the GPU; fp32; ``.item()``
      every step.
-   - engine fp32: ``spp.training.train`` (data on the GPU, batched on-device augmentation, no
+   - engine fp32: ``spp.train.training.train`` (data on the GPU, batched on-device augmentation, no
      per-step host sync), fp32.
-   - engine + fast path: the same with ``spp.fastpath.FastPath.for_device`` (bf16 autocast,
+   - engine + fast path: the same with ``spp.train.fastpath.FastPath.for_device`` (bf16 autocast,
      channels-last, cuDNN autotuning, TF32; ``--compile`` adds torch.compile).
    Printed: it/s of each, ratios against the plain loop, and the fraction of the measured peak
    (counted FLOPs per step x it/s / a large matmul's FLOP/s in fp32 resp. bf16, this run).
@@ -38,11 +38,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from spp import data
-from spp.fastpath import FastPath
-from spp.initializers import initialize
-from spp.models import build_model
-from spp.training import TrainConfig, train
+from spp.data import datasets as data
+from spp.nets.initializers import initialize
+from spp.nets.models import build_model
+from spp.train.fastpath import FastPath
+from spp.train.training import TrainConfig, train
 from torch.utils.data import DataLoader, Dataset
 
 HERE = Path(__file__).resolve().parent
@@ -218,8 +218,9 @@ def main(argv=None) -> int:
         print(f"\nbf16 vs fp32 after {a.quality_steps} iterations on the shipped CIFAR-10 subset:")
         quality(a.quality_steps, device, fast)
     else:
-        print("  engine + fast path: not measured: spp.training.train has no `fast` argument yet "
-              "(wire spp.fastpath into it, see benchmarks/README.md)")
+        print("  engine + fast path: not measured: spp.train.training.train has no `fast` argument "
+              "yet "
+              "(wire spp.train.fastpath into it, see benchmarks/README.md)")
     return 0
 
 

@@ -4,8 +4,8 @@ Prints, from one run on the same machine and thread count:
 
 - the plain PyTorch loop (DataLoader over a TensorDataset of pre-normalised floats, shuffle,
   ``loss.item()`` every step; the baseline of ``train_throughput.py``), it/s for one seed;
-- the ``spp.training.train`` engine, it/s for one seed;
-- ``spp.stacked.train_stacked`` with S seeds (default 10), in *seed-iterations* per second
+- the ``spp.train.training.train`` engine, it/s for one seed;
+- ``spp.train.stacked.train_stacked`` with S seeds (default 10), in *seed-iterations* per second
   (S x its stacked steps per second), each seed with its own mask (90% random sparsity);
 - the ratios, and the fraction of the CPU's peak arithmetic each reaches: FLOPs of one
   training step counted by ``torch.utils.flop_counter.FlopCounterMode`` (matrix products only;
@@ -36,8 +36,8 @@ from pathlib import Path
 import spp
 import torch
 import torch.nn.functional as F
-from spp.stacked import stack_models, train_stacked
-from spp.training import TrainConfig, train
+from spp.train.stacked import stack_models, train_stacked
+from spp.train.training import TrainConfig, train
 from torch.utils.flop_counter import FlopCounterMode
 
 HERE = Path(__file__).resolve().parent
@@ -97,7 +97,7 @@ def main(argv=None) -> None:
     seeds = list(range(a.seeds))
     models = [spp.initialize(spp.build_model(a.arch, shape, 10), "vs-lecun", seed=s)
               for s in seeds]
-    if not isinstance(models[0], spp.models.MLP):
+    if not isinstance(models[0], spp.nets.models.MLP):
         p.error(f"--arch {a.arch!r} is not an MLP; allowed: mlp-K-ACT (e.g. mlp-7-tanh), lenet300")
     masks = []
     for s in seeds:
@@ -156,7 +156,7 @@ def main(argv=None) -> None:
     print(f"arithmetic ceiling at 100% of that peak: {peak / one:.0f} seed-it/s "
           f"({peak / one / med['plain']:.2f}x the plain loop)")
     for k, label, unit in (("plain", "plain DataLoader loop, 1 seed", "it/s"),
-                           ("engine", "spp.training.train, 1 seed", "it/s"),
+                           ("engine", "spp.train.training.train, 1 seed", "it/s"),
                            ("stacked", f"train_stacked, {a.seeds} seeds", "seed-it/s")):
         frac = med[k] * one / peak
         print(f"  {label:32s} {med[k]:9.1f} {unit:9s} {med[k] / med['plain']:6.2f}x plain  "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import spp
-import spp.data
+import spp.data.datasets
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ PAPER = {  # gamma: (jsv mean, std, CN, per-layer sparsity)
 }
 
 
-def measure(data: spp.data.DataSplits, gamma: float, seed: int) -> dict:
+def measure(data: spp.data.datasets.DataSplits, gamma: float, seed: int) -> dict:
     model = spp.build_model("mlp-7-tanh", data.input_shape, data.num_classes)
     spp.initialize(model, "sg", seed=seed, gamma=gamma)
     start = time.perf_counter()
@@ -56,8 +56,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
-        spp.data.prepare("mnist", args.raw, Path(tmp) / "mnist.pt")
-        data = spp.data.load(Path(tmp) / "mnist.pt")
+        spp.data.datasets.prepare("mnist", args.raw, Path(tmp) / "mnist.pt")
+        data = spp.data.datasets.load(Path(tmp) / "mnist.pt")
     print(f"MNIST training split: {len(data.x['train'])} images; seeds {args.seeds}; "
           f"{args.threads} threads; torch {torch.__version__}\n")
     head = "| SG gamma | source | JSV mean | JSV std | CN | sparsity layers 1-7 |"

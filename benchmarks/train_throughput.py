@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from spp import data
-from spp.models import build_model
-from spp.training import TrainConfig, train
+from spp.data import datasets as data
+from spp.nets.models import build_model
+from spp.train.training import TrainConfig, train
 from torch.utils.data import DataLoader, TensorDataset
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import spp
 import torch
-from spp.ablations import ABLATIONS, ablate, collapsed_layers
-from spp.masks import global_mask
-from spp.models import build_model, prunable_parameters
+from spp.nets.models import build_model, prunable_parameters
+from spp.pruning.ablations import ABLATIONS, ablate, collapsed_layers
+from spp.pruning.masks import global_mask
 
 
 def _scores(seed=0):

@@ -1,4 +1,4 @@
-"""Aggregation of per-seed metric files into the paper's tables (spp.aggregate), on hand-made
+"""Aggregation of per-seed metric files into the paper's tables (spp.tables.aggregate), on hand-made
 files whose mean and standard deviation are known, and the transcription of the paper's numbers."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 from snakemake.utils import validate as schema_validate
-from spp import aggregate as A
-from spp import experiments as X
+from spp.tables import aggregate as A
+from spp.tables import experiments as X
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "config" / "paper_results.csv"
@@ -171,7 +171,7 @@ def test_every_paper_cell_is_produced_by_the_paper_preset():
 
 def test_diverged_seeds_are_counted_shown_and_get_their_own_verdict(tmp_path):
     """Issue: 2 of 4 seeds diverged and the table said `62.00 +- 2.26 (n=2)`, no word of it."""
-    from spp import summary as S
+    from spp.tables import summary as S
 
     run = None
     for s, (err, div) in enumerate([(60.4, False), (63.6, False), (None, True), (None, True)]):

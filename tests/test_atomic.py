@@ -37,7 +37,7 @@ def test_a_figure_keeps_the_format_of_its_suffix(tmp_path):
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
-    from spp.plotting import save_figure
+    from spp.report.plotting import save_figure
 
     fig = Figure()
     fig.add_subplot().plot([0, 1])

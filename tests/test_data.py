@@ -14,8 +14,8 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from spp import data
-from spp.archives import ChecksumError, UnsafeArchiveError, md5sum
+from spp.data import datasets as data
+from spp.data.archives import ChecksumError, UnsafeArchiveError, md5sum
 
 # ------------------------------------------------------------------ writers of official formats
 
@@ -148,7 +148,7 @@ def test_cifar_pickle_with_code_is_refused():
         def __reduce__(self):
             return (print, ("pwned",))
 
-    from spp.archives import load_cifar_pickle
+    from spp.data.archives import load_cifar_pickle
 
     with pytest.raises(pickle.UnpicklingError, match="refusing to load global .*print"):
         load_cifar_pickle(pickle.dumps({b"data": Evil()}, protocol=2))
@@ -335,7 +335,7 @@ def test_real_cifar_subset_archive(shared_data):
 
 
 def test_shipped_subset_is_rebuilt_bit_identically(shared_data, tmp_path):
-    from spp.subsets import build
+    from spp.data.subsets import build
 
     sums = build(shared_data, tmp_path, names=("mnist",))
     assert sums["mnist"] == data.expected_md5("mnist", "subset")
@@ -346,7 +346,7 @@ def test_first_examples_is_exact_and_the_one_helper_everyone_uses():
     stages and the figures alike (Frankle et al.'s runs score N images per class instead:
     tests/test_lth_protocol.py)."""
     import torch
-    from spp.data import first_examples
+    from spp.data.datasets import first_examples
 
     batches = [(torch.arange(i, i + 100), torch.zeros(100)) for i in range(0, 1000, 100)]
     got = list(first_examples(iter(batches), 250))

@@ -6,8 +6,8 @@ import math
 
 import pandas as pd
 import pytest
-from spp import evidence
-from spp import summary as S
+from spp.tables import evidence
+from spp.tables import summary as S
 
 
 def _table(tmp_path):
@@ -69,8 +69,8 @@ def test_figure_pages_copy_the_images_and_their_data(tmp_path, repo_root):
 
 def test_frankle_page_shows_each_claim_and_every_curve_point(tmp_path):
     import pandas as pd
-    from spp import evidence
-    from spp import frankle_claims as FC
+    from spp.frankle import claims as FC
+    from spp.tables import evidence
 
     res = tmp_path / "results"
     (res / "tables").mkdir(parents=True)

@@ -1,4 +1,5 @@
-"""Grid expansion: config -> nets and folders (spp.experiments), against the paper's tables."""
+"""Grid expansion: config -> nets and folders (spp.tables.experiments), against the paper's
+tables."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import spp
-import spp.data
+import spp.data.datasets
 import yaml
 from snakemake.utils import validate as schema_validate
-from spp import experiments as X
-from spp import table_specs
+from spp.tables import experiments as X
+from spp.tables import table_specs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ def paper() -> dict:
 
 def semantic_check(cfg: dict) -> None:
     X.validate(cfg, architectures=spp.ARCHITECTURES, init_schemes=spp.INIT_SCHEMES,
-               score_methods=spp.SCORE_METHODS, datasets=spp.data.DATASETS, base_dir=REPO)
+               score_methods=spp.SCORE_METHODS, datasets=spp.data.datasets.DATASETS, base_dir=REPO)
 
 
 def test_tokens_round_trip():
@@ -193,7 +194,7 @@ def _quick_cfg():
 
 def test_paper_values_only_for_the_papers_cells_and_titles_from_the_config():
     """Issue: a relu Table 1 sat beside the paper's tanh numbers under a title saying tanh."""
-    from spp import aggregate as A
+    from spp.tables import aggregate as A
 
     cfg = _quick_cfg()
     assert all(r["paper_key"] for r in X.expand(cfg)["table1"])
@@ -230,7 +231,7 @@ def test_a_sparsity_that_keeps_nothing_is_refused_before_any_job():
 def test_a_disconnecting_mask_is_flagged_in_its_table(tmp_path):
     import json
 
-    from spp import aggregate as A
+    from spp.tables import aggregate as A
 
     sig = tmp_path / "signal"
     sig.mkdir()

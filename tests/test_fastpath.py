@@ -1,18 +1,18 @@
-"""GPU fast path (spp.fastpath): exact no-ops on CPU, the real thing on CUDA when present."""
+"""GPU fast path (spp.train.fastpath): exact no-ops on CPU, the real thing on CUDA when present."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
-from spp.fastpath import (
+from spp.nets.models import build_model
+from spp.train.fastpath import (
     FastPath,
     autocast_context,
     compile_model,
     prepare_model,
     to_device_batch,
 )
-from spp.models import build_model
 
 cuda = pytest.mark.cuda  # skipped without a GPU (tests/conftest.py)
 
@@ -58,7 +58,7 @@ def test_cuda_bf16_channels_last_close_to_fp32():
 
 
 def test_cuda_flags_are_a_noop_on_cpu_and_restored():
-    from spp.fastpath import cuda_flags
+    from spp.train.fastpath import cuda_flags
 
     before = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32)
     with cuda_flags("cpu", FastPath(cudnn_benchmark=True, tf32=True)):
@@ -68,7 +68,7 @@ def test_cuda_flags_are_a_noop_on_cpu_and_restored():
 
 @cuda
 def test_cuda_flags_restore_fp32_reference_settings():
-    from spp.fastpath import cuda_flags
+    from spp.train.fastpath import cuda_flags
 
     torch.backends.cuda.matmul.allow_tf32 = False
     with cuda_flags("cuda", FastPath(tf32=True)):

@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-from spp.data import DataSplits
-from spp.figure_experiments import (
+from spp.data.datasets import DataSplits
+from spp.tables.figure_experiments import (
     Method,
     parse_method,
     signal_rows,

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import spp
 import torch
-from spp import frankle as FK
-from spp import frankle_claims as FC
-from spp.models import prunable_parameters
+from spp.frankle import claims as FC
+from spp.frankle import runs as FK
+from spp.nets.models import prunable_parameters
 
 
 def _rows(deltas: dict[str, float], base=10.0, seeds=(0, 1, 2), noise=0.1):

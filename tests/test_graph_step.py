@@ -1,4 +1,4 @@
-"""The training step captured as a CUDA graph (spp.graph_step): on CPU, the same static-buffer
+"""The training step captured as a CUDA graph (spp.train.graph_step): on CPU, the same static-buffer
 step without the capture is bit-identical to the plain step; a stand-in capture that bakes the lr
 in, as a CUDA graph does, shows when a re-capture is due; on CUDA, the real graph."""
 
@@ -9,10 +9,10 @@ import dataclasses
 import pytest
 import spp
 import torch
-from spp.fastpath import FastPath
-from spp.graph_step import GraphStepper, capture_step
-from spp.train_loop import run_training
-from spp.training import AUGMENTATIONS, ModuleStepper, TrainConfig, on_device, train
+from spp.train.fastpath import FastPath
+from spp.train.graph_step import GraphStepper, capture_step
+from spp.train.train_loop import run_training
+from spp.train.training import AUGMENTATIONS, ModuleStepper, TrainConfig, on_device, train
 from toy_data import toy_data
 
 CFG = TrainConfig(iterations=14, batch_size=16, lr_decay_every=7, eval_every=7, log_every=7,

@@ -6,8 +6,8 @@ import pytest
 import spp
 import torch
 import torch.nn.functional as F
-from spp.grasp import grasp_scores
-from spp.models import prunable_parameters
+from spp.nets.models import prunable_parameters
+from spp.pruning.grasp import grasp_scores
 from torch import nn
 from torch.func import functional_call
 

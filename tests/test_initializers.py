@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from spp._conv_orthogonal import conv_orthogonal_kernel
-from spp.initializers import INIT_SCHEMES, initialize
-from spp.models import build_model, prunable_parameters
+from spp.nets._conv_orthogonal import conv_orthogonal_kernel
+from spp.nets.initializers import INIT_SCHEMES, initialize
+from spp.nets.models import build_model, prunable_parameters
 from torch import nn
 
 

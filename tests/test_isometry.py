@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import spp
 import torch
-from spp.isometry import gram_deviation
-from spp.models import prunable_parameters
+from spp.nets.models import prunable_parameters
+from spp.signal.isometry import gram_deviation
 
 
 def _orthogonal_mlp(depth: int = 7):

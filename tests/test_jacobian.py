@@ -7,8 +7,8 @@ import math
 import pytest
 import spp
 import torch
-from spp.jacobian import batch_jacobian
-from spp.models import prunable_parameters
+from spp.nets.models import prunable_parameters
+from spp.signal.jacobian import batch_jacobian
 from torch import nn
 
 

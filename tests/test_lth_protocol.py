@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
-from spp import frankle
-from spp.initializers import initialize
-from spp.models import arch_family, build_model, prunable_parameters
-from spp.training import TrainConfig, augment_batch
+from spp.frankle import runs as frankle
+from spp.nets.initializers import initialize
+from spp.nets.models import arch_family, build_model, prunable_parameters
+from spp.train.training import TrainConfig, augment_batch
 from torch import nn
 
 
@@ -101,7 +101,7 @@ def test_recipe_errors_name_the_bad_value():
 
 
 def _splits():
-    from spp.data import DataSplits
+    from spp.data.datasets import DataSplits
 
     y = torch.tensor([0, 1, 0, 2, 1, 0, 2, 2, 1, 0])
     x = torch.arange(10, dtype=torch.uint8).reshape(10, 1, 1, 1)

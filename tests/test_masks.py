@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import spp
 import torch
-from spp.masks import HOOKS_ATTR
-from spp.models import prunable_parameters
+from spp.nets.models import prunable_parameters
+from spp.pruning.masks import HOOKS_ATTR
 from torch import nn
 
 SPARSITIES = [0.0, 0.1, 0.25, 1 / 3, 0.5, 0.9, 0.95, 0.985, 0.999]
@@ -154,7 +154,7 @@ def test_layer_sparsity_is_the_pruned_fraction_of_each_weight_layer_in_order():
 def test_keep_all_is_the_dense_mask_and_changes_no_output():
     """The mask of a table's `dense` row and Figure 2's Dense lines: every prunable parameter
     kept, so applying it leaves the network's function unchanged."""
-    from spp.masks import keep_all
+    from spp.pruning.masks import keep_all
 
     model = _mlp()
     mask = keep_all(model)

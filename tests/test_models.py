@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from spp.models import (
+from spp.nets.models import (
     ACTIVATIONS,
     ARCHITECTURES,
     CONV_ACTIVATIONS,

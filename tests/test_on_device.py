@@ -10,10 +10,10 @@ import dataclasses
 import pytest
 import spp
 import torch
-from spp.data import DataSplits
-from spp.fastpath import FastPath
-from spp.stacked import train_stacked
-from spp.training import TrainConfig, train
+from spp.data.datasets import DataSplits
+from spp.train.fastpath import FastPath
+from spp.train.stacked import train_stacked
+from spp.train.training import TrainConfig, train
 from toy_data import toy_data
 
 CFG = TrainConfig(iterations=20, batch_size=16, lr_decay_every=12, eval_every=10, log_every=5,

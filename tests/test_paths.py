@@ -4,8 +4,8 @@ and the per-seed file names all come from."""
 import re
 
 import pytest
-from spp import experiments as X
 from spp import paths as P
+from spp.tables import experiments as X
 
 NET = X.Net("cifar10", "resnet32", "lrelu", 0.25, "sg", 1e-4, "snip", "pred-raw", 0.9, "ai",
             "cifar10")

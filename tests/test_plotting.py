@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from spp import plotting
+from spp.report import plotting
 
 
 def _masks(rng, shapes, sparsities):

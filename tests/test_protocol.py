@@ -9,11 +9,11 @@ import pytest
 import spp
 import torch
 import yaml
-from spp import experiments as X
-from spp.data import DataSplits
-from spp.masks import kept_count
-from spp.models import BN_EPS, BN_MOMENTUM, build_model, prunable_parameters
-from spp.training import TrainConfig, augment_batch, crop_pad, error_rate, param_groups, train
+from spp.data.datasets import DataSplits
+from spp.nets.models import BN_EPS, BN_MOMENTUM, build_model, prunable_parameters
+from spp.pruning.masks import kept_count
+from spp.tables import experiments as X
+from spp.train.training import TrainConfig, augment_batch, crop_pad, error_rate, param_groups, train
 from torch import nn
 
 # ------------------------------------------------------------------------------------ biases
@@ -67,7 +67,7 @@ def test_a_disconnected_bias_free_network_scores_all_zero_logits_not_the_majorit
 
 def test_openlth_methods_prune_weights_only():
     """GraSP and SynFlow (and Frankle et al.'s runs) prune weights and leave biases dense."""
-    from spp.frankle import method_scores
+    from spp.frankle.runs import method_scores
 
     model = build_model("lenet300", (1, 8, 8), 10)
     spp.initialize(model, "vs-he", seed=0)

@@ -8,8 +8,8 @@ import pytest
 import spp
 import torch
 import torch.nn.functional as F
-from spp import losses
-from spp.models import prunable_parameters
+from spp.nets.models import prunable_parameters
+from spp.train import losses
 from torch import nn
 
 
@@ -130,7 +130,7 @@ def test_bad_inputs_raise_with_the_valid_names():
 
 
 def test_registry_facts_of_every_method():
-    from spp import scores
+    from spp.pruning import scores
 
     facts = {m: (scores.method_info(m).needs_data, scores.method_info(m).context)
              for m in scores.methods()}
@@ -149,7 +149,7 @@ def test_registry_facts_of_every_method():
 
 
 def test_score_in_context_reads_data_only_for_data_methods_and_names_missing_context():
-    from spp import scores
+    from spp.pruning import scores
 
     model = _small_model()
     touched = []
@@ -174,7 +174,7 @@ def test_score_in_context_reads_data_only_for_data_methods_and_names_missing_con
 
 def test_a_new_method_is_its_function_and_registry_entry(monkeypatch):
     """What the README's recipe promises: register it, and the facts and `score` know it."""
-    from spp import scores
+    from spp.pruning import scores
 
     monkeypatch.setattr(scores, "_REGISTRY", dict(scores._REGISTRY))
 

@@ -1,4 +1,4 @@
-"""Seed stacking (spp.stacked) must be the same computation as training each seed alone."""
+"""Seed stacking (spp.train.stacked) must be the same computation as training each seed alone."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import pytest
 import spp
 import torch
 import torch.nn.functional as F
-from spp.data import DataSplits
-from spp.stacked import (
+from spp.data.datasets import DataSplits
+from spp.train.stacked import (
     StackedFunctional,
     StackedMLP,
     StackedModel,
     stack_models,
     train_stacked,
 )
-from spp.training import TrainConfig, train
+from spp.train.training import TrainConfig, train
 
 
 def _data(shape=(1, 8, 8), n_train=600, n_eval=200, seed=0) -> DataSplits:
@@ -110,7 +110,7 @@ def test_stacked_forward_and_gradients_equal_per_seed(arch, shape):
             torch.testing.assert_close(stacked.buffers[n][s], b)
 
 
-@pytest.mark.parametrize("act", spp.models.ACTIVATIONS)
+@pytest.mark.parametrize("act", spp.nets.models.ACTIVATIONS)
 def test_hand_written_mlp_step_equals_autograd(act):
     """StackedMLP's step (its own backward into reused buffers) against autograd through its
     forward, for every MLP activation, with masked gradients, and across a change of batch size

@@ -6,8 +6,8 @@ import math
 
 import pandas as pd
 import pytest
-from spp.formatting import fmt_mean_std, fmt_std, fmt_value
-from spp.summary import (
+from spp.tables.formatting import fmt_mean_std, fmt_std, fmt_value
+from spp.tables.summary import (
     NOT_COMPARABLE,
     NOT_REPRODUCED,
     NOT_RUN,
@@ -136,7 +136,7 @@ def test_numbers_print_like_the_paper():
 
 
 def test_paper_layout_puts_each_cell_where_the_paper_prints_it():
-    from spp.report_tables import paper_layout_html
+    from spp.report.report_tables import paper_layout_html
 
     rows = []
     for init, base in (("LDI", 10.0), ("LDI-AI", 9.0)):
@@ -170,8 +170,8 @@ def test_paper_layout_puts_each_cell_where_the_paper_prints_it():
 def test_provenance_counts_training_devices_and_names_versions(tmp_path):
     import json
 
-    from spp.provenance import collect
-    from spp.summary import front_page_html
+    from spp.report.provenance import collect
+    from spp.tables.summary import front_page_html
 
     for i, dev in enumerate(["cpu", "cpu", "cuda:0"]):
         d = tmp_path / "train" / f"net{i % 2}" / f"seed{i}"
@@ -205,7 +205,7 @@ def test_one_formatter_for_every_table():
 
 
 def test_front_page_lists_frankle_claims_with_their_verdicts():
-    from spp.summary import front_page_html
+    from spp.tables.summary import front_page_html
 
     claims = pd.DataFrame([
         {"network": "LeNet", "claim": 1, "statement": "methods beat random",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import spp
 import torch
-from spp.ablations import collapsed_layers
-from spp.masks import global_mask
-from spp.models import build_model, prunable_parameters
-from spp.synflow import linearized_copy, synaptic_saliency, synflow_rounds, synflow_scores
+from spp.nets.models import build_model, prunable_parameters
+from spp.pruning.ablations import collapsed_layers
+from spp.pruning.masks import global_mask
+from spp.pruning.synflow import linearized_copy, synaptic_saliency, synflow_rounds, synflow_scores
 from torch import nn
 
 

@@ -7,7 +7,7 @@ averaged over 4 init seeds as the paper averages over runs: a single run's last 
 weights) varies by about +-0.04 with the seed at gamma = 1e-2 (seeds 0-3: 0.523, 0.505, 0.451,
 0.483; the paper: 0.49), the other layers by about +-0.02.
 
-Data: parsed here straight from the original IDX files (no dependency on spp.data), global
+Data: parsed here straight from the original IDX files (no dependency on spp.data.datasets), global
 mean/std of all 60k training images (as the authors' code normalises), and the first 54,000
 images as "the training split". The paper's split is a random 90% (seed 0); which 54k images
 are used does not matter at this tolerance.

@@ -1,4 +1,4 @@
-"""The one training loop (spp.train_loop) behind both engines: train() for one nn.Module and
+"""The one training loop (spp.train.train_loop) behind both engines: train() for one nn.Module and
 train_stacked() for stacked seeds are a stepper each, driven through the same run_training."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ import threading
 
 import pytest
 import spp
-import spp.stacked
-import spp.train_loop
-import spp.training
+import spp.train.stacked
+import spp.train.train_loop
+import spp.train.training
 import torch
-from spp.data import DataSplits
-from spp.stacked import StackedStepper, train_stacked
-from spp.train_loop import CHECKPOINT_FORMAT, TrainingInterrupted
-from spp.training import ModuleStepper, TrainConfig, train
+from spp.data.datasets import DataSplits
+from spp.train.stacked import StackedStepper, train_stacked
+from spp.train.train_loop import CHECKPOINT_FORMAT, TrainingInterrupted
+from spp.train.training import ModuleStepper, TrainConfig, train
 
 SEEDS = [3, 4]
 
@@ -80,14 +80,14 @@ def test_both_engines_are_one_loop_with_a_stepper_each(monkeypatch):
     """train() and train_stacked() hand their stepper to the same run_training, and the two
     steppers produce the same runs (up to the stack's float rounding)."""
     calls = []
-    loop = spp.train_loop.run_training
+    loop = spp.train.train_loop.run_training
 
     def recording(stepper, *args, **kwargs):
         calls.append(type(stepper))
         return loop(stepper, *args, **kwargs)
 
-    monkeypatch.setattr(spp.training, "run_training", recording)
-    monkeypatch.setattr(spp.stacked, "run_training", recording)
+    monkeypatch.setattr(spp.train.training, "run_training", recording)
+    monkeypatch.setattr(spp.train.stacked, "run_training", recording)
     data = _data()
     alone, together = _models(), _models()
     masks = _masks(alone)
@@ -165,7 +165,7 @@ def test_sigterm_checkpoints_and_exits_for_both_steppers(engine, tmp_path):
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(TrainingInterrupted) as exc:
         _run(engine, _models(), masks, data, ckpt=tmp_path / "c.ckpt", log=terminate_at_45)
-    assert exc.value.code == spp.training.SIGTERM_EXIT_STATUS and exc.value.iteration == 45
+    assert exc.value.code == spp.train.training.SIGTERM_EXIT_STATUS and exc.value.iteration == 45
     assert torch.load(_checkpoints(engine, tmp_path / "c.ckpt")[0],
                       weights_only=True)["iteration"] == 45  # this step, not the periodic one
     assert signal.getsignal(signal.SIGTERM) == before  # the loop's handler is gone

@@ -16,8 +16,8 @@ import textwrap
 import pytest
 import spp
 import torch
-from spp import data
-from spp.training import (
+from spp.data import datasets as data
+from spp.train.training import (
     SIGTERM_EXIT_STATUS,
     TrainConfig,
     augment_batch,
@@ -105,19 +105,19 @@ def test_augmentation_is_a_flip_and_shift_of_each_example():
 
 
 def test_pruned_lenet300_learns_mnist_far_below_chance(mnist):
-    from spp.models import build_model
+    from spp.nets.models import build_model
 
     model = build_model("lenet300", (1, 28, 28), 10)
     try:
-        from spp.initializers import initialize
-        from spp.scores import score
+        from spp.nets.initializers import initialize
+        from spp.pruning.scores import score
 
         initialize(model, "vs-lecun", seed=0)
         scores = score(model, "snip", batches=itertools.islice(mnist.batches("train", 100), 10))
     except NotImplementedError:
         scores = {n: torch.rand(p.shape, generator=torch.Generator().manual_seed(0))
                   for n, p in model.named_parameters() if p.dim() > 1}
-    from spp.masks import global_mask
+    from spp.pruning.masks import global_mask
 
     mask = global_mask(scores, 0.9)
     cfg = TrainConfig(iterations=300, batch_size=100, eval_every=100, seed=0)
@@ -212,8 +212,8 @@ def test_log_lines_report_iteration_loss_and_speed(mnist):
 CHILD = textwrap.dedent("""
     import sys, time, torch
     from torch import nn
-    from spp import data
-    from spp.training import TrainConfig, train
+    from spp.data import datasets as data
+    from spp.train.training import TrainConfig, train
 
     def run(data_path, ckpt, log):
         threads = torch.get_num_threads()
@@ -358,7 +358,7 @@ def test_a_checkpoint_of_other_inputs_is_discarded_and_said_so(mnist, tmp_path, 
 
 
 def test_inputs_fingerprint_covers_batch_norm_counters_and_changes_with_the_mask(mnist):
-    from spp.training import inputs_fingerprint
+    from spp.train.training import inputs_fingerprint
 
     model = spp.build_model("resnet8", (1, 28, 28), 10, width=0.25)  # 0-dim BN counters
     state = model.state_dict()

@@ -4,7 +4,7 @@ noise, as uint8 DataSplits (train / val / test)."""
 from __future__ import annotations
 
 import torch
-from spp.data import DataSplits
+from spp.data.datasets import DataSplits
 
 
 def toy_data(n_train=64, n_eval=32, shape=(3, 8, 8)) -> DataSplits:

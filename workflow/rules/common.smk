@@ -1,6 +1,6 @@
 # Shared helpers (all functions of the .smk files live here): folder names from wildcards,
 # seeds per folder, resources, input functions.
-# The results layout is spp.paths (P); the experiment grid spp.experiments (X).
+# The results layout is spp.paths (P); the experiment grid spp.tables.experiments (X).
 import hashlib
 import json
 import re
@@ -35,7 +35,7 @@ def seeds_of(stage):
 
 
 def weights_dir(wc):
-    """The weights that get measured and trained (spp.experiments.weights_dir)."""
+    """The weights that get measured and trained (spp.tables.experiments.weights_dir)."""
     return X.weights_dir(R, wc)
 
 
@@ -76,7 +76,7 @@ def _mirror():
 
 def _score_inputs(wc):
     inputs = {"init": net_dir("init", wc)}
-    if spp.scores.needs_data(X.parse_score_token(wc.score)["method"]):
+    if spp.pruning.scores.needs_data(X.parse_score_token(wc.score)["method"]):
         inputs["data"] = data_file(wc.dataset)
     return inputs
 
@@ -105,7 +105,7 @@ def _recipe(wc):
 # train.job_per_seed decides for the other cells. The two regexes are the two rules' `model`
 # wildcard constraints, so every cell has exactly one rule that makes it.
 MODEL_TOKEN = r"[^/_]+_[^/_]+_w[0-9.e+-]+"  # the Snakefile's global `model` constraint
-MLP_MODEL_TOKEN = r"(?:mlp-[0-9]+-[a-z]+|lenet300)_[^/_]+_w[0-9.e+-]+"  # spp.models.MLP nets
+MLP_MODEL_TOKEN = r"(?:mlp-[0-9]+-[a-z]+|lenet300)_[^/_]+_w[0-9.e+-]+"  # spp.nets.models.MLP nets
 if not config["train"]["job_per_seed"]:
     PER_CELL_MODEL = MODEL_TOKEN
 elif config["train"]["stack_seeds"]:

@@ -1,7 +1,7 @@
 # Figures 1 and 2 of Lee et al. 2020 (own small experiments on 7-layer MLPs), the training curves
 # of every table, and the report's front page: provenance, paper-layout tables, paper-vs-ours
 # summary with verdicts. Scripts: workflow/scripts/figure*.py, report_*.py; library:
-# spp.figure_experiments, spp.plotting, spp.report_tables, spp.summary, spp.provenance.
+# spp.tables.figure_experiments, spp.report.plotting, spp.report.report_tables, spp.tables.summary, spp.report.provenance.
 # The experiments (figure*_data) are script jobs; plotting and report pages take well under a
 # second each, so they run inside the Snakemake process (run_inprocess, common.smk) instead of
 # paying a torch import per job.

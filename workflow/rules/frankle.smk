@@ -6,8 +6,8 @@
 # are one job per network x method (frankle.job_per_run: false, every sparsity and seed in one
 # process) or per network x method x sparsity x seed (true):
 # P/frankle/runs/<dataset>/<model>/<init>/<method>/<part>.json, a list of run rows
-# (spp.frankle.run_cells). Then P/tables/frankle.csv, the paper's five claims checked on it
-# (P/tables/frankle_claims.csv, spp.frankle_claims) and P/figures/frankle.{png,svg}.
+# (spp.frankle.runs.run_cells). Then P/tables/frankle.csv, the paper's five claims checked on it
+# (P/tables/frankle_claims.csv, spp.frankle.claims) and P/figures/frankle.{png,svg}.
 
 include: "frankle_common.smk"
 

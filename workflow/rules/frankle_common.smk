@@ -1,7 +1,7 @@
 # Frankle et al. 2021: configuration and helper functions of frankle.smk (kept apart from
 # the rules, as Snakemake's linter asks).
 
-from spp import frankle as FK
+from spp.frankle import runs as FK
 
 FRANKLE = config.get("frankle") or {}
 
@@ -10,7 +10,7 @@ FRANKLE_ENABLED = bool(FRANKLE.get("enabled", True))
 if FRANKLE_ENABLED:
     FK.check_names(FRANKLE["methods"], FRANKLE["ablations"])
     FR_SEEDS = list(FRANKLE.get("seeds") or config["seeds"])
-    # The methods' options set in the config (each a Method.options name of spp.scores).
+    # The methods' options set in the config (each a Method.options name of spp.pruning.scores).
     FR_OPTIONS = {"grasp": {"temperature": float(FRANKLE["grasp_temperature"])},
                   "synflow": {"iterations": int(FRANKLE["synflow_iterations"])}}
     FR_SPARSITIES = [float(s) for s in FRANKLE["sparsities"]]

@@ -1,7 +1,7 @@
 # Stages 6-7: signal-propagation measurements of the network that will be trained, then
 # training, by one of two rules (which cells each one makes: PER_CELL_MODEL in common.smk):
 #   train       one job per cell trains every seed into the cell's folder (MLP seeds stacked,
-#               spp.stacked). Its checkpoints lie beside that folder, not in it
+#               spp.train.stacked). Its checkpoints lie beside that folder, not in it
 #               (<folder>.checkpoint.ckpt, or <folder>.seed<k>.checkpoint.ckpt one seed at a
 #               time): Snakemake deletes a failed job's output folder, and a retry must resume.
 #   train_seed  one job per seed, its checkpoint.ckpt beside its files (Snakemake keeps it).

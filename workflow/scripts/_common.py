@@ -9,7 +9,7 @@ from pathlib import Path
 
 import spp
 import torch
-from spp.experiments import DATASET_SHAPES
+from spp.tables.experiments import DATASET_SHAPES
 
 
 def start(snakemake):

@@ -8,8 +8,8 @@ from pathlib import Path
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 from _common import start  # noqa: E402
-from spp import aggregate as A  # noqa: E402
-from spp.table_specs import table_title  # noqa: E402
+from spp.tables import aggregate as A  # noqa: E402
+from spp.tables.table_specs import table_title  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params

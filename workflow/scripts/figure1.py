@@ -5,8 +5,8 @@ import sys
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 from _common import load, start  # noqa: E402
-from spp import plotting  # noqa: E402
-from spp.experiments import DATASET_LABELS  # noqa: E402
+from spp.report import plotting  # noqa: E402
+from spp.tables.experiments import DATASET_LABELS  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params

@@ -4,15 +4,15 @@ import sys
 
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
-import spp.data  # noqa: E402
+import spp.data.datasets  # noqa: E402
 import torch  # noqa: E402
 from _common import start  # noqa: E402
 from spp.atomic import save_tensors  # noqa: E402
-from spp.figure_experiments import sparsity_patterns  # noqa: E402
+from spp.tables.figure_experiments import sparsity_patterns  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params
-data = spp.data.load(snakemake.input.data)
+data = spp.data.datasets.load(snakemake.input.data)
 res = sparsity_patterns(
     data,
     snakemake.wildcards.activation,

@@ -6,7 +6,7 @@ if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import pandas as pd  # noqa: E402
 from _common import start  # noqa: E402
-from spp import plotting  # noqa: E402
+from spp.report import plotting  # noqa: E402
 
 log = start(snakemake)
 out = snakemake.output

@@ -6,15 +6,15 @@ import sys
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import pandas as pd  # noqa: E402
-import spp.data  # noqa: E402
+import spp.data.datasets  # noqa: E402
 from _common import pick_device, start  # noqa: E402
-from spp import figure_experiments as F  # noqa: E402
 from spp.atomic import write_csv  # noqa: E402
+from spp.tables import figure_experiments as F  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params
 act = snakemake.wildcards.activation
-data = spp.data.load(snakemake.input.data)
+data = spp.data.datasets.load(snakemake.input.data)
 common = dict(
     isometry_steps=p.isometry["steps"],
     isometry_lr=p.isometry["lr"],

@@ -7,7 +7,7 @@ if snakemake.scriptdir not in sys.path:
 import pandas as pd  # noqa: E402
 from _common import start  # noqa: E402
 from spp import paths as P  # noqa: E402
-from spp import plotting  # noqa: E402
+from spp.report import plotting  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params

@@ -1,18 +1,18 @@
 """P/tables/frankle.csv -> P/tables/frankle_claims.csv: the paper's five claims, each with its
-verdict per network and the numbers behind it (spp.frankle_claims)."""
+verdict per network and the numbers behind it (spp.frankle.claims)."""
 
 import sys
 
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import pandas as pd  # noqa: E402
-import spp.frankle_claims  # noqa: E402
+import spp.frankle.claims  # noqa: E402
 from _common import start  # noqa: E402
 from spp.atomic import write_csv  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params
-claims = spp.frankle_claims.check(pd.read_csv(snakemake.input[0]), tolerance_pp=p.tolerance_pp,
+claims = spp.frankle.claims.check(pd.read_csv(snakemake.input[0]), tolerance_pp=p.tolerance_pp,
                                   highest=p.highest)
 claims.insert(0, "preset", p.preset)
 write_csv(claims, snakemake.output[0])

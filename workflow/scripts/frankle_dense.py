@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, snakemake.scriptdir)
-import spp.data  # noqa: E402
-import spp.frankle  # noqa: E402
+import spp.data.datasets  # noqa: E402
+import spp.frankle.runs  # noqa: E402
 import spp.paths as P  # noqa: E402
-import spp.training  # noqa: E402
+import spp.train.training  # noqa: E402
 from _common import build, load, pick_device, start  # noqa: E402
 from spp.atomic import save_tensors, write_json  # noqa: E402
 
@@ -17,10 +17,10 @@ log = start(snakemake)
 p = snakemake.params
 seed = int(snakemake.wildcards.seed)
 device = pick_device(p.device)
-data = spp.data.load(snakemake.input.data, device=device)
+data = spp.data.datasets.load(snakemake.input.data, device=device)
 model = build(p.net)
 model.load_state_dict(load(P.seed_tensors(snakemake.input.init, seed)))
-train_data, cfg = spp.frankle.training_setup(data, p.recipe, seed)
+train_data, cfg = spp.frankle.runs.training_setup(data, p.recipe, seed)
 ckpt = Path(snakemake.output.state).with_suffix(".ckpt")
 # The weights at the rewind iteration, kept beside the checkpoint (not an output, so a killed
 # job keeps it) and copied to the output at the end.
@@ -35,8 +35,8 @@ def keep_rewind(it):
 
 if rewind_at == 0:
     keep_rewind(0)
-result = spp.training.train(model.to(device), None, train_data, cfg, device, checkpoint_path=ckpt,
-                            log=log, after_step=keep_rewind)
+result = spp.train.training.train(model.to(device), None, train_data, cfg, device,
+                                  checkpoint_path=ckpt, log=log, after_step=keep_rewind)
 if not kept.exists():
     raise RuntimeError(f"no weights kept at the rewind iteration {rewind_at} (a resume from a "
                        f"checkpoint past it, and {kept} is gone): delete {ckpt} and rerun")

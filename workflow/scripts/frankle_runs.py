@@ -1,5 +1,5 @@
 """Every (sparsity, ablation) run of one Frankle method on one network, for the part's seeds ->
-one JSON list of run rows (spp.frankle.run_cells). Layer collapse is recorded, not fatal."""
+one JSON list of run rows (spp.frankle.runs.run_cells). Layer collapse is recorded, not fatal."""
 
 import dataclasses
 import shutil
@@ -8,10 +8,10 @@ from pathlib import Path
 
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
-import spp.data  # noqa: E402
-import spp.frankle  # noqa: E402
+import spp.data.datasets  # noqa: E402
+import spp.frankle.runs  # noqa: E402
 import spp.paths as P  # noqa: E402
-import spp.training  # noqa: E402
+import spp.train.training  # noqa: E402
 from _common import build, load, pick_device, start  # noqa: E402
 from spp.atomic import write_json  # noqa: E402
 
@@ -19,7 +19,7 @@ log = start(snakemake)
 p = snakemake.params
 method = snakemake.wildcards.method
 device = pick_device(p.device)
-data = spp.data.load(snakemake.input.data, device=device)
+data = spp.data.datasets.load(snakemake.input.data, device=device)
 scoring = p.scoring
 options = dict(p.options)
 
@@ -36,27 +36,27 @@ CKPT_DIR = Path(snakemake.output[0]).with_suffix(".ckpt")
 
 
 # The training data (every training image, as OpenLTH) and recipe, once for all the job's runs.
-train_data, recipe_cfg = spp.frankle.training_setup(data, p.recipe, seed=0)
+train_data, recipe_cfg = spp.frankle.runs.training_setup(data, p.recipe, seed=0)
 
 
 def train_fn(model, mask, seed, tag):
     cfg = dataclasses.replace(recipe_cfg, seed=seed)
     mask = {k: v.to(device) for k, v in mask.items()}
-    return spp.training.train(model.to(device), mask, train_data, cfg, device,
+    return spp.train.training.train(model.to(device), mask, train_data, cfg, device,
                               checkpoint_path=CKPT_DIR / f"{tag}.ckpt", log=log).summary
 
 
 rows = []
 for seed in p.seeds:
     trained = rewound = None
-    if spp.frankle.method_info(method).after_training:
+    if spp.frankle.runs.method_info(method).after_training:
         trained = load(next(f for f in snakemake.input.dense if f.endswith(f"/seed{seed}.pt")))
         rewound = load(next(f for f in snakemake.input.rewind
                             if f.endswith(f"/seed{seed}.rewind.pt")))
-    rows += spp.frankle.run_cells(
+    rows += spp.frankle.runs.run_cells(
         method, make_model, seed=seed, sparsities=p.sparsities, ablations=p.ablations,
         train_fn=train_fn, init_scheme=p.net["scheme"],
-        batches=spp.frankle.scoring_batches(data, scoring["batch_size"],
+        batches=spp.frankle.runs.scoring_batches(data, scoring["batch_size"],
                                             scoring["examples_per_class"]),
         input_shape=tuple(data.input_shape), trained_state=trained, rewind_state=rewound,
         options=options, log=log,

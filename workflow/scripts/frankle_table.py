@@ -8,7 +8,7 @@ from pathlib import Path
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import pandas as pd  # noqa: E402
-import spp.frankle  # noqa: E402
+import spp.frankle.runs  # noqa: E402
 from _common import start  # noqa: E402
 from spp.atomic import write_csv  # noqa: E402
 
@@ -19,10 +19,10 @@ for name, files in p.dense.items():
     for f in files:
         m = json.loads(Path(f).read_text())
         rows.append({"network": name, "method": "dense", "ablation": "none", "sparsity": 0.0,
-                     "seed": m["seed"], **{k: m.get(k) for k in spp.frankle.METRICS},
+                     "seed": m["seed"], **{k: m.get(k) for k in spp.frankle.runs.METRICS},
                      "diverged": m.get("diverged", False), "collapsed": ""})
 runs = pd.DataFrame(rows)
-table = spp.frankle.aggregate(runs)
+table = spp.frankle.runs.aggregate(runs)
 table.insert(0, "preset", p.preset)
 for df, out in ((runs, snakemake.output.runs), (table, snakemake.output.csv)):
     write_csv(df, out)

@@ -9,7 +9,7 @@ import spp  # noqa: E402
 import spp.paths as P  # noqa: E402
 from _common import build, load, start  # noqa: E402
 from spp.atomic import save_tensors  # noqa: E402
-from spp.masks import keep_all  # noqa: E402
+from spp.pruning.masks import keep_all  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params

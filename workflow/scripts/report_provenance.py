@@ -6,7 +6,7 @@ if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 from _common import start  # noqa: E402
 from spp.atomic import write_json  # noqa: E402
-from spp.provenance import collect  # noqa: E402
+from spp.report.provenance import collect  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params

@@ -8,8 +8,8 @@ if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import pandas as pd  # noqa: E402
 from _common import start  # noqa: E402
-from spp import summary as S  # noqa: E402
 from spp.atomic import write_text  # noqa: E402
+from spp.tables import summary as S  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params

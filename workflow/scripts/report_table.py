@@ -7,8 +7,8 @@ if snakemake.scriptdir not in sys.path:
 import pandas as pd  # noqa: E402
 from _common import start  # noqa: E402
 from spp.atomic import write_text  # noqa: E402
-from spp.report_tables import paper_layout_html  # noqa: E402
-from spp.table_specs import table_title  # noqa: E402
+from spp.report.report_tables import paper_layout_html  # noqa: E402
+from spp.tables.table_specs import table_title  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params

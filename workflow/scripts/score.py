@@ -6,7 +6,7 @@ from pathlib import Path
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import spp  # noqa: E402
-import spp.data  # noqa: E402
+import spp.data.datasets  # noqa: E402
 import spp.paths as P  # noqa: E402
 from _common import network, pick_device, start  # noqa: E402
 from spp.atomic import save_tensors  # noqa: E402
@@ -14,16 +14,16 @@ from spp.atomic import save_tensors  # noqa: E402
 log = start(snakemake)
 p = snakemake.params
 device = pick_device(p.device)
-data = spp.data.load(snakemake.input.data, device=device) if "data" in snakemake.input.keys() \
-    else None
+data = spp.data.datasets.load(snakemake.input.data, device=device) \
+    if "data" in snakemake.input.keys() else None
 method, loss = p.score["method"], p.score["loss"]
 out = Path(snakemake.output[0])
 for seed in p.seeds:
     model, _ = network(p.net, P.seed_tensors(snakemake.input.init, seed), device=device)
     options = {"loss": loss} if loss is not None else {}
-    scores = spp.scores.score_in_context(
+    scores = spp.pruning.scores.score_in_context(
         model, method, context={"seed": seed}, options=options,
-        batches=lambda: spp.data.first_examples(data.batches("train", p.batch_size),
+        batches=lambda: spp.data.datasets.first_examples(data.batches("train", p.batch_size),
                                                 p.max_examples))
     save_tensors({k: v.detach().cpu() for k, v in scores.items()}, P.seed_tensors(out, seed))
     log(f"seed {seed}: {method} {options} on {device}")

@@ -8,7 +8,7 @@ from pathlib import Path
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
 import spp  # noqa: E402
-import spp.data  # noqa: E402
+import spp.data.datasets  # noqa: E402
 import spp.paths as P  # noqa: E402
 from _common import network, pick_device, start  # noqa: E402
 from spp.atomic import write_json  # noqa: E402
@@ -16,13 +16,13 @@ from spp.atomic import write_json  # noqa: E402
 log = start(snakemake)
 p = snakemake.params
 device = pick_device(p.device)
-data = spp.data.load(snakemake.input.data, device=device)
+data = spp.data.datasets.load(snakemake.input.data, device=device)
 out = Path(snakemake.output[0])
 for seed in p.seeds:
     model, mask = network(p.net, P.seed_tensors(snakemake.input.weights, seed),
                           P.seed_tensors(snakemake.input.mask, seed), device)
     model.eval()
-    batches = spp.data.first_examples(data.batches("train", p.batch_size), p.max_examples)
+    batches = spp.data.datasets.first_examples(data.batches("train", p.batch_size), p.max_examples)
     jac = spp.jacobian_singular_values(model, batches)
     record = {
         "seed": seed,

@@ -1,6 +1,6 @@
 """Train each seed's masked network -> <train>/seed<k>/{metrics.json, history.csv}; resumable
 from its checkpoint (see checkpoint()). Several seeds of an MLP cell train as one stacked
-computation (spp.stacked: same results as one by one, a fraction of the per-step overhead)."""
+computation (spp.train.stacked: same results as one by one, a fraction of the per-step overhead)."""
 
 import csv
 import sys
@@ -9,18 +9,18 @@ from pathlib import Path
 
 if snakemake.scriptdir not in sys.path:
     sys.path.insert(0, snakemake.scriptdir)
-import spp.data  # noqa: E402
+import spp.data.datasets  # noqa: E402
 import spp.paths as P  # noqa: E402
-import spp.stacked  # noqa: E402
-import spp.training  # noqa: E402
+import spp.train.stacked  # noqa: E402
+import spp.train.training  # noqa: E402
 from _common import network, pick_device, start  # noqa: E402
 from spp.atomic import write_atomic, write_json  # noqa: E402
-from spp.models import MLP  # noqa: E402
+from spp.nets.models import MLP  # noqa: E402
 
 log = start(snakemake)
 p = snakemake.params
 device = pick_device(p.device)
-data = spp.data.load(snakemake.input.data, device=device)
+data = spp.data.datasets.load(snakemake.input.data, device=device)
 per_seed = "metrics" in snakemake.output.keys()
 root = Path(snakemake.output.metrics).parent if per_seed else Path(snakemake.output[0])
 seeds = list(p.seeds)
@@ -39,17 +39,17 @@ def checkpoint(seed: int | None = None) -> Path:
 
 nets = [network(p.net, P.seed_tensors(snakemake.input.weights, s),
                 P.seed_tensors(snakemake.input.mask, s), device) for s in seeds]
-cfg = spp.training.TrainConfig(**p.recipe, seed=seeds[0])
+cfg = spp.train.training.TrainConfig(**p.recipe, seed=seeds[0])
 if len(seeds) > 1 and isinstance(nets[0][0], MLP):
     log(f"training seeds {seeds} stacked on {device}")
-    results = spp.stacked.train_stacked([m for m, _ in nets], [k for _, k in nets], data, cfg,
+    results = spp.train.stacked.train_stacked([m for m, _ in nets], [k for _, k in nets], data, cfg,
                                         seeds, device, checkpoint_path=checkpoint(),
                                         log=log)
 else:
     results = []
     for s, (model, mask) in zip(seeds, nets, strict=True):
         log(f"training seed {s} on {device}")
-        results.append(spp.training.train(model, mask, data, replace(cfg, seed=s), device,
+        results.append(spp.train.training.train(model, mask, data, replace(cfg, seed=s), device,
                                           checkpoint_path=checkpoint(s),
                                           log=log))
 

@@ -11,12 +11,12 @@ The library behind the Snakemake workflow; usable on its own::
     spp.approximate_isometry(model, mask)
 """
 
-from spp.initializers import INIT_SCHEMES, initialize
-from spp.isometry import approximate_isometry, orthogonality_score
-from spp.jacobian import jacobian_singular_values
-from spp.masks import apply_mask, global_mask, layer_sparsity
-from spp.models import ARCHITECTURES, build_model, prunable_parameters
-from spp.scores import SCORE_METHODS, score
+from spp.nets.initializers import INIT_SCHEMES, initialize
+from spp.nets.models import ARCHITECTURES, build_model, prunable_parameters
+from spp.pruning.masks import apply_mask, global_mask, layer_sparsity
+from spp.pruning.scores import SCORE_METHODS, score
+from spp.signal.isometry import approximate_isometry, orthogonality_score
+from spp.signal.jacobian import jacobian_singular_values
 
 __all__ = [
     "ARCHITECTURES",
