@@ -189,3 +189,16 @@ def test_a_new_method_is_its_function_and_registry_entry(monkeypatch):
     assert all(torch.equal(got[k], -ref[k]) for k in ref)
     with pytest.raises(ValueError, match="registered twice"):
         scores.register("negmag", needs_data=False)(negative_magnitude)
+
+
+def test_the_registry_loads_every_module_of_the_pruning_package():
+    """A new method is one module in spp.pruning: nothing else imports it by name."""
+    import pkgutil
+    import sys
+
+    import spp.pruning
+    from spp.pruning import scores
+
+    scores.methods()
+    for m in pkgutil.iter_modules(spp.pruning.__path__):
+        assert f"spp.pruning.{m.name}" in sys.modules, m.name

@@ -2,8 +2,8 @@
 
 A score method is a function ``fn(model, batches, **options) -> {param_name: tensor}`` over the
 prunable parameters; higher means keep. Register it with ``@register(name, needs_data=...,
-context=...)`` in one of the modules imported by `_load_methods`. The facts are what the
-workflow plans with: whether the method reads the scoring data (else its mask is the same on any
+context=...)`` in a module of this package (`_load_methods` imports them all). The facts are what
+the workflow plans with: whether the method reads the scoring data (else its mask is the same on any
 dataset, and the score stage gets no data), which per-run values the caller must supply
 (``context``: a seed, the target sparsity, the input shape, the inversion ablation), and whether
 it scores trained weights (``after_training``: a variant of a method at initialization).
@@ -123,10 +123,15 @@ def score_in_context(model: nn.Module, method: str, *, batches: Callable[[], Ite
 
 
 def _load_methods() -> None:
-    # Imported for their @register side effects; kept lazy so modules may import this one.
-    import spp.pruning.grasp  # noqa: F401
-    import spp.pruning.sensitivity  # noqa: F401
-    import spp.pruning.synflow  # noqa: F401
+    # Every module of this package, for its @register side effects: a new method is one module
+    # here. Lazy, so that those modules may import this one.
+    import importlib
+    import pkgutil
+
+    import spp.pruning
+
+    for m in pkgutil.iter_modules(spp.pruning.__path__):
+        importlib.import_module(f"spp.pruning.{m.name}")
 
     if "magnitude-after-training" not in _REGISTRY:
         register_after_training("magnitude-after-training", of="magnitude")
