@@ -213,7 +213,7 @@ def test_reduced_quick_preset_end_to_end_and_report(tmp_path):
     damaged = sorted((tmp_path / "results" / "e2e" / "train").glob("**/seed0/metrics.json"))
     for f in damaged:
         f.write_text("{not json")
-    r = snakemake("--cores", "1", "--forcerun", "table1", *args, "--",
+    r = snakemake("--cores", "1", "--forcerun", "table", *args, "--",
                   "results/e2e/tables/table1.csv")
     out = r.stdout + r.stderr
     assert r.returncode != 0 and "metrics.json" in out and "delete the folder" in out, out[-3000:]
