@@ -159,23 +159,13 @@ def rows_digest(name):
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-def curve_inputs(name):
-    """The training outputs behind a table's training curves."""
-    return [
-        f
-        for row in TABLES[name]
-        for role, net in row["runs"].items()
-        if "train" in row["needs"][role]
-        for f in train_outputs(net, row["seeds"])
-    ]
-
-
-def table_inputs(name):
+def table_inputs(name, stages=("signal", "train")):
+    """The per-seed outputs of `stages` that a table's rows need (its training curves: train)."""
     files = []
     for row in TABLES.get(name, []):
         for role, net in row["runs"].items():
-            if "signal" in row["needs"][role]:
+            if "signal" in stages and "signal" in row["needs"][role]:
                 files.append(net.stage_dir(R, "signal"))
-            if "train" in row["needs"][role]:
+            if "train" in stages and "train" in row["needs"][role]:
                 files += train_outputs(net, row["seeds"])
     return sorted(set(files))

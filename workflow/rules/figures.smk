@@ -150,7 +150,7 @@ if FIG["training_curves"]:
 
     rule training_curves:
         input:
-            runs=lambda wc: curve_inputs(wc.table),
+            runs=lambda wc: table_inputs(wc.table, stages=("train",)),
         output:
             png=report(
                 f"{R}/figures/training_{{table}}.png",
