@@ -37,6 +37,7 @@ validate(config, "config/config.schema.yaml")
 
 import spp  # noqa: E402
 import spp.data.datasets  # noqa: E402
+import spp.jobs  # noqa: E402
 
 # A custom preset must not inherit the quick preset's "smoke test" note.
 _QUICK = yaml.safe_load(_DEFAULTS.read_text())

@@ -39,7 +39,7 @@ if CORE_TABLES:
             f"{R}/logs/tables/{{table}}.log",
         localrule: True
         run:
-            run_inprocess(
+            run_script(
                 "aggregate.py",
                 "table",
                 input,
@@ -87,7 +87,7 @@ if "figure3" in TABLES:
             f"{R}/logs/tables/figure3.log",
         localrule: True
         run:
-            run_inprocess(
+            run_script(
                 "aggregate.py",
                 "figure3",
                 input,

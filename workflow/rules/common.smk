@@ -12,7 +12,6 @@ for _net, _seeds in NETS.items():
     for _d in _dirs:
         SEEDS_BY_DIR[_d] = sorted(set(SEEDS_BY_DIR.get(_d, [])) | set(_seeds))
 
-ENV = "../../envs/spp.yaml"  # conda env of every rule (relative to the rule files)
 GPU = int(config["gpu_per_job"])  # Snakemake resource `gpu` of the GPU-using jobs
 
 
@@ -51,20 +50,17 @@ def net_params(wc):
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
 
-def run_inprocess(script, rule, input, output, params, wildcards, threads, log):
-    """Run a thin script inside the Snakemake process, with the `snakemake` object it expects.
-
-    For the light stages (init, mask, tables): their work takes milliseconds, a separate Python
-    process would spend seconds importing torch. They run in the workflow's own environment
-    (which has spp: the Snakefile imports it), so they carry no `conda:` directive.
-    """
-    import runpy
-
+def run_script(script, rule, input, output, params, wildcards, threads, log):
+    """Run a thin script of workflow/scripts with the `snakemake` object it expects, in a process
+    of its own forked from one that imported torch and spp once (spp.jobs: a fresh process
+    spends seconds importing torch, more than most jobs compute). Every rule runs this way, on a
+    cluster too (there the job's own Snakemake process forks it). A rule's `usage` log, if it
+    has one, gets the job's wall time, CPU time and peak memory."""
     sm = types.SimpleNamespace(
         input=input, output=output, params=params, wildcards=wildcards, threads=threads,
-        log=log, rule=rule, config=config, scriptdir=str(SCRIPTS), inprocess=True,
+        log=log, rule=rule, config=config, scriptdir=str(SCRIPTS),
     )
-    runpy.run_path(str(SCRIPTS / script), init_globals={"snakemake": sm}, run_name="__main__")
+    spp.jobs.run(SCRIPTS / script, sm, usage=log.get("usage"))
 
 
 def _mirror():

@@ -11,9 +11,6 @@ rule data:
         raw_dir=lambda wc: f"{R}/data/raw/{wc.dataset}",
     log:
         f"{R}/logs/data/{{dataset}}.log",
-    benchmark:
-        f"{R}/benchmarks/data/{{dataset}}.tsv"
-    conda:
-        ENV
-    script:
-        "../scripts/data.py"
+        usage=f"{R}/benchmarks/data/{{dataset}}.tsv",
+    run:
+        run_script("data.py", "data", input, output, params, wildcards, threads, log)

@@ -31,10 +31,10 @@ if FIG["enabled"]:
             examples=FIG["scoring_examples"],
         log:
             f"{R}/logs/figures/figure1_{{activation}}.log",
-        conda:
-            ENV
-        script:
-            "../scripts/figure1_data.py"
+        run:
+            run_script(
+                "figure1_data.py", "figure1_data", input, output, params, wildcards, threads, log
+            )
 
     rule figure1:
         input:
@@ -57,7 +57,7 @@ if FIG["enabled"]:
             f"{R}/logs/figures/figure1.log",
         localrule: True
         run:
-            run_inprocess(
+            run_script(
                 "figure1.py", "figure1", input, output, params, wildcards, threads, log
             )
 
@@ -84,10 +84,10 @@ if FIG["enabled"]:
             **_FIG2_COMMON,
         log:
             f"{R}/logs/figures/figure2a_{{activation}}.log",
-        conda:
-            ENV
-        script:
-            "../scripts/figure2_data.py"
+        run:
+            run_script(
+                "figure2_data.py", "figure2_signal", input, output, params, wildcards, threads, log
+            )
 
     rule figure2_training:
         input:
@@ -105,10 +105,10 @@ if FIG["enabled"]:
             gpu=GPU,
         log:
             f"{R}/logs/figures/figure2b_{{activation}}.log",
-        conda:
-            ENV
-        script:
-            "../scripts/figure2_data.py"
+        run:
+            run_script(
+                "figure2_data.py", "figure2_training", input, output, params, wildcards, threads, log
+            )
 
     rule figure2:
         input:
@@ -139,7 +139,7 @@ if FIG["enabled"]:
             f"{R}/logs/figures/figure2.log",
         localrule: True
         run:
-            run_inprocess(
+            run_script(
                 "figure2.py", "figure2", input, output, params, wildcards, threads, log
             )
 
@@ -170,7 +170,7 @@ if FIG["training_curves"]:
             f"{R}/logs/figures/training_{{table}}.log",
         localrule: True
         run:
-            run_inprocess(
+            run_script(
                 "figure_training_curves.py",
                 "training_curves",
                 input,
@@ -204,7 +204,7 @@ rule paper_layout:
         f"{R}/logs/report/{{table}}_paper_layout.log",
     localrule: True
     run:
-        run_inprocess(
+        run_script(
             "report_table.py", "paper_layout", input, output, params, wildcards, threads, log
         )
 
@@ -234,7 +234,7 @@ rule report_provenance:
         f"{R}/logs/report/provenance.log",
     localrule: True
     run:
-        run_inprocess(
+        run_script(
             "report_provenance.py", "report_provenance", input, output, params, wildcards,
             threads, log,
         )
@@ -262,7 +262,7 @@ rule report_summary:
         f"{R}/logs/report/summary.log",
     localrule: True
     run:
-        run_inprocess(
+        run_script(
             "report_summary.py", "report_summary", input, output, params, wildcards, threads, log
         )
 

@@ -33,12 +33,11 @@ if FRANKLE_ENABLED:
             gpu=GPU,
         log:
             f"{R}/logs/frankle_dense/{{dataset}}/{{model}}/{{init}}/seed{{seed}}.log",
-        benchmark:
-            f"{R}/benchmarks/frankle_dense/{{dataset}}/{{model}}/{{init}}/seed{{seed}}.tsv"
-        conda:
-            ENV
-        script:
-            "../scripts/frankle_dense.py"
+            usage=f"{R}/benchmarks/frankle_dense/{{dataset}}/{{model}}/{{init}}/seed{{seed}}.tsv",
+        run:
+            run_script(
+                "frankle_dense.py", "frankle_dense", input, output, params, wildcards, threads, log
+            )
 
     rule frankle_runs:
         input:
@@ -61,12 +60,11 @@ if FRANKLE_ENABLED:
             gpu=GPU,
         log:
             f"{R}/logs/frankle_runs/{{dataset}}/{{model}}/{{init}}/{{method}}/{{part}}.log",
-        benchmark:
-            f"{R}/benchmarks/frankle_runs/{{dataset}}/{{model}}/{{init}}/{{method}}/{{part}}.tsv"
-        conda:
-            ENV
-        script:
-            "../scripts/frankle_runs.py"
+            usage=f"{R}/benchmarks/frankle_runs/{{dataset}}/{{model}}/{{init}}/{{method}}/{{part}}.tsv",
+        run:
+            run_script(
+                "frankle_runs.py", "frankle_runs", input, output, params, wildcards, threads, log
+            )
 
     FR_RUNS = [
         f"{R}/frankle/runs/{key[0]}/{key[1]}/{key[2]}/{m}/{part}.json"
@@ -91,10 +89,10 @@ if FRANKLE_ENABLED:
             preset=config["preset"],
         log:
             f"{R}/logs/frankle_table.log",
-        conda:
-            ENV
-        script:
-            "../scripts/frankle_table.py"
+        run:
+            run_script(
+                "frankle_table.py", "frankle_table", input, output, params, wildcards, threads, log
+            )
 
     rule frankle_claims:
         input:
@@ -108,10 +106,10 @@ if FRANKLE_ENABLED:
             highest=int(FRANKLE["claims"]["highest"]),
         log:
             f"{R}/logs/frankle_claims.log",
-        conda:
-            ENV
-        script:
-            "../scripts/frankle_claims.py"
+        run:
+            run_script(
+                "frankle_claims.py", "frankle_claims", input, output, params, wildcards, threads, log
+            )
 
     rule frankle_figure:
         input:
@@ -130,10 +128,10 @@ if FRANKLE_ENABLED:
             claim=FK.ReportText(f"{R}/figures/frankle_claim.txt"),
         log:
             f"{R}/logs/frankle_figure.log",
-        conda:
-            ENV
-        script:
-            "../scripts/frankle_figure.py"
+        run:
+            run_script(
+                "frankle_figure.py", "frankle_figure", input, output, params, wildcards, threads, log
+            )
 
     ALL_TARGETS += [f"{R}/tables/frankle.csv", f"{R}/tables/frankle_claims.csv",
                     f"{R}/figures/frankle.png",

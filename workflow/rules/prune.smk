@@ -14,7 +14,7 @@ rule init:
     log:
         P.log_pattern(R, "init"),
     run:
-        run_inprocess("init.py", "init", input, output, params, wildcards, threads, log)
+        run_script("init.py", "init", input, output, params, wildcards, threads, log)
 
 
 rule score:
@@ -33,12 +33,9 @@ rule score:
         gpu=GPU,
     log:
         P.log_pattern(R, "score"),
-    benchmark:
-        P.benchmark_pattern(R, "score")
-    conda:
-        ENV
-    script:
-        "../scripts/score.py"
+        usage=P.benchmark_pattern(R, "score"),
+    run:
+        run_script("score.py", "score", input, output, params, wildcards, threads, log)
 
 
 rule mask:
@@ -54,7 +51,7 @@ rule mask:
     log:
         P.log_pattern(R, "mask"),
     run:
-        run_inprocess("mask.py", "mask", input, output, params, wildcards, threads, log)
+        run_script("mask.py", "mask", input, output, params, wildcards, threads, log)
 
 
 rule repair:
@@ -73,9 +70,6 @@ rule repair:
         gpu=GPU,
     log:
         P.log_pattern(R, "repair"),
-    benchmark:
-        P.benchmark_pattern(R, "repair")
-    conda:
-        ENV
-    script:
-        "../scripts/repair.py"
+        usage=P.benchmark_pattern(R, "repair"),
+    run:
+        run_script("repair.py", "repair", input, output, params, wildcards, threads, log)

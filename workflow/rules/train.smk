@@ -29,12 +29,9 @@ rule signal:
         gpu=GPU,
     log:
         P.log_pattern(R, "signal"),
-    benchmark:
-        P.benchmark_pattern(R, "signal")
-    conda:
-        ENV
-    script:
-        "../scripts/signal.py"
+        usage=P.benchmark_pattern(R, "signal"),
+    run:
+        run_script("signal.py", "signal", input, output, params, wildcards, threads, log)
 
 
 rule train:
@@ -53,12 +50,9 @@ rule train:
         gpu=GPU,
     log:
         P.log_pattern(R, "train"),
-    benchmark:
-        P.benchmark_pattern(R, "train")
-    conda:
-        ENV
-    script:
-        "../scripts/train.py"
+        usage=P.benchmark_pattern(R, "train"),
+    run:
+        run_script("train.py", "train", input, output, params, wildcards, threads, log)
 
 
 rule train_seed:
@@ -78,9 +72,6 @@ rule train_seed:
         gpu=GPU,
     log:
         P.log_pattern(R, "train", per_seed=True),
-    benchmark:
-        P.benchmark_pattern(R, "train", per_seed=True)
-    conda:
-        ENV
-    script:
-        "../scripts/train.py"
+        usage=P.benchmark_pattern(R, "train", per_seed=True),
+    run:
+        run_script("train.py", "train_seed", input, output, params, wildcards, threads, log)

@@ -15,9 +15,8 @@ from spp.tables.experiments import DATASET_SHAPES
 def start(snakemake):
     """Open the rule's log and return a `log(*args)` that writes to it.
 
-    In a script job (own process) stdout/stderr, tracebacks included, go to the log too and torch
-    gets one thread per core of the job. In an in-process job (light rules run by the Snakemake
-    process itself, `snakemake.inprocess`), nothing global is touched.
+    Every job is a process of its own (spp.jobs): stdout/stderr, tracebacks included, go to the
+    log too, and torch gets one thread per core of the job.
     """
     f = None
     if snakemake.log:
@@ -25,15 +24,13 @@ def start(snakemake):
         path.parent.mkdir(parents=True, exist_ok=True)
         keep_previous_attempt(path)
         f = open(path, "w", buffering=1)  # noqa: SIM115 (lives as long as the job)
-    if not getattr(snakemake, "inprocess", False):
-        if f is not None:
-            sys.stdout = sys.stderr = f
-        torch.set_num_threads(max(1, int(snakemake.threads)))
+        sys.stdout = sys.stderr = f
+    torch.set_num_threads(max(1, int(snakemake.threads)))
 
     def log(*args) -> None:
         print(f"[{time.strftime('%H:%M:%S')}]", *args, file=f or sys.stdout, flush=True)
 
-    log(f"rule {snakemake.rule} wildcards {dict(snakemake.wildcards)}")
+    log(f"rule {snakemake.rule} wildcards {dict(snakemake.wildcards)} pid {os.getpid()}")
     return log
 
 

@@ -1,0 +1,91 @@
+"""How the workflow runs a job's script: in a process of its own, forked from a warm one.
+
+A fresh Python process spends seconds of CPU importing torch (4-5 s on the slow 2-core machine of
+2026-12-02), more than most jobs of the quick preset compute: its ~240 script jobs spent about a
+quarter of the preset's CPU time on start-up. So every job is forked from one server process
+that imported torch and this library once (`multiprocessing`'s forkserver, started by the first
+job of a Snakemake process). Each job is still a process of its own, as a `script:` job is: its
+own thread count, GIL, PID (the GPU claim of `pick_device`), stdout, and a crash ends only it.
+
+The job's resource use (wall time, CPU time, peak RSS) is written by the job itself, because
+Snakemake's `benchmark:` of a `run:` job measures the whole Snakemake process tree.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pkgutil
+import resource
+import runpy
+import time
+from pathlib import Path
+
+# Imported once by the server: the library (torch with it) and what the scripts import besides.
+PRELOAD_EXTRA = ("pandas", "matplotlib")
+USAGE_COLUMNS = ("s", "h:m:s", "max_rss", "cpu_time")  # names as in Snakemake's benchmark files
+
+_context = None
+
+
+def _library_modules() -> list[str]:
+    import spp
+
+    return ["spp"] + [m.name for m in pkgutil.walk_packages(spp.__path__, "spp.")]
+
+
+def _forkserver():
+    global _context
+    if _context is None:
+        ctx = multiprocessing.get_context("forkserver")
+        # __main__ too: a forked job re-imports the parent's main script unless the server has
+        # it, and for the `snakemake` command that is all of Snakemake's CLI, every job.
+        ctx.set_forkserver_preload(["__main__", *_library_modules(), *PRELOAD_EXTRA])
+        _context = ctx
+    return _context
+
+
+def run(script: str | Path, snakemake, usage: str | Path | None = None) -> None:
+    """Run `script` with `snakemake` (the object a Snakemake script sees) in a forked process;
+    write its resource use to `usage` (a TSV) when it succeeds. A failure raises with the
+    script's own error message (its traceback is in the job's log)."""
+    ctx = _forkserver()
+    errors, child_end = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_job, args=(str(script), snakemake, usage and str(usage), child_end),
+                       name=f"spp-job:{Path(script).name}")
+    proc.start()
+    child_end.close()
+    try:
+        proc.join()
+    except BaseException:
+        proc.terminate()
+        raise
+    if proc.exitcode != 0:
+        why = f": {errors.recv()}" if errors.poll() else ""
+        log = f" (traceback in {snakemake.log[0]})" if snakemake.log else ""
+        raise RuntimeError(f"{Path(script).name} failed with exit status {proc.exitcode}{why}{log}")
+    errors.close()
+
+
+def _job(script: str, snakemake, usage: str | None, errors) -> None:
+    start = time.perf_counter()
+    try:
+        runpy.run_path(script, init_globals={"snakemake": snakemake}, run_name="__main__")
+    except BaseException as e:
+        errors.send(f"{type(e).__name__}: {e}")
+        raise
+    if usage:
+        write_usage(usage, time.perf_counter() - start)
+
+
+def write_usage(path: str | Path, seconds: float) -> None:
+    """This process's wall time since the job started, its CPU time (and its children's) and
+    peak RSS in MB, as one row of a Snakemake-benchmark-style TSV."""
+    from spp.atomic import write_text
+
+    own, children = (resource.getrusage(w) for w in (resource.RUSAGE_SELF,
+                                                      resource.RUSAGE_CHILDREN))
+    cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    rss_mb = max(own.ru_maxrss, children.ru_maxrss) / 1024  # KiB on Linux
+    hms = time.strftime("%H:%M:%S", time.gmtime(seconds))
+    write_text(path, "\t".join(USAGE_COLUMNS) + "\n"
+               + f"{seconds:.4f}\t{hms}\t{rss_mb:.2f}\t{cpu:.2f}\n")
