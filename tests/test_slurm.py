@@ -271,7 +271,7 @@ def test_reduced_quick_preset_through_slurm_survives_time_limit_and_preemption(c
     assert rc == 0, out[-8000:]
 
     # Every job went through sbatch and SLURM ran it, except the workflow's local rules
-    # (init, mask, table: milliseconds of work), which ran in the Snakemake process.
+    # (init, mask, table: milliseconds of work), which the login node's Snakemake ran.
     subs = run.submissions()
     rules = sorted(rule for rule, _, _ in subs)
     assert rules == ["data", "score", "signal", "signal", "train", "train"], out[-6000:]

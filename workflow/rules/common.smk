@@ -143,7 +143,7 @@ def table_rows(name):
 
 
 def table_params(params, name):
-    """A table rule's params plus its rows, for run_inprocess. The rows (labels, folders) stay
+    """A table rule's params plus its rows, for run_script. The rows (labels, folders) stay
     out of `params:` because the report lists every job's params and they are a screenful;
     `rows_digest` stands in for them there, so a change of rows still reruns the rule."""
     return types.SimpleNamespace(**dict(params.items()), rows=table_rows(name))

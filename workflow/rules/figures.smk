@@ -2,9 +2,8 @@
 # of every table, and the report's front page: provenance, paper-layout tables, paper-vs-ours
 # summary with verdicts. Scripts: workflow/scripts/figure*.py, report_*.py; library:
 # spp.tables.figure_experiments, spp.report.plotting, spp.report.report_tables, spp.tables.summary, spp.report.provenance.
-# The experiments (figure*_data) are script jobs; plotting and report pages take well under a
-# second each, so they run inside the Snakemake process (run_inprocess, common.smk) instead of
-# paying a torch import per job.
+# The experiments (figure*_data) may use a GPU; plotting and report pages take well under a
+# second each, so they are local rules (on a cluster, run by the login node's Snakemake).
 
 
 FIG = config["figures"]

@@ -1,8 +1,8 @@
 # Stages 2-5: init -> score -> mask -> (repair). One job per folder, all seeds of the folder in
-# one job (each job pays the torch import once). LDI and LDI-AI share the init, score and mask
-# folders; every table asking for the same pruned network shares its folders.
+# one job. LDI and LDI-AI share the init, score and mask folders; every table asking for the same
+# pruned network shares its folders.
 
-localrules: init, mask  # milliseconds of work: run in the Snakemake process, also on a cluster
+localrules: init, mask  # milliseconds of work: on a cluster, run by the login node's Snakemake
 
 
 rule init:

@@ -13,18 +13,25 @@ Snakemake's `benchmark:` of a `run:` job measures the whole Snakemake process tr
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import pkgutil
 import resource
 import runpy
+import sys
+import threading
 import time
+import types
 from pathlib import Path
 
-# Imported once by the server: the library (torch with it) and what the scripts import besides.
-PRELOAD_EXTRA = ("pandas", "matplotlib")
+# Imported once by the server: the library (torch with it), what the scripts import besides, and
+# the module of the input/output/params objects a job unpickles.
+PRELOAD_EXTRA = ("pandas", "matplotlib", "snakemake.io")
 USAGE_COLUMNS = ("s", "h:m:s", "max_rss", "cpu_time")  # names as in Snakemake's benchmark files
 
 _context = None
+_start_lock = threading.Lock()
 
 
 def _library_modules() -> list[str]:
@@ -36,10 +43,13 @@ def _library_modules() -> list[str]:
 def _forkserver():
     global _context
     if _context is None:
+        # The server starts as `python -c ...` and (CPython 3.11) ignores the sys.path it is
+        # handed, so it finds this library through PYTHONPATH, or silently preloads nothing.
+        library = str(Path(__file__).resolve().parents[1])
+        rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        os.environ["PYTHONPATH"] = os.pathsep.join([library, *rest])
         ctx = multiprocessing.get_context("forkserver")
-        # __main__ too: a forked job re-imports the parent's main script unless the server has
-        # it, and for the `snakemake` command that is all of Snakemake's CLI, every job.
-        ctx.set_forkserver_preload(["__main__", *_library_modules(), *PRELOAD_EXTRA])
+        ctx.set_forkserver_preload([*_library_modules(), *PRELOAD_EXTRA])
         _context = ctx
     return _context
 
@@ -48,11 +58,13 @@ def run(script: str | Path, snakemake, usage: str | Path | None = None) -> None:
     """Run `script` with `snakemake` (the object a Snakemake script sees) in a forked process;
     write its resource use to `usage` (a TSV) when it succeeds. A failure raises with the
     script's own error message (its traceback is in the job's log)."""
-    ctx = _forkserver()
-    errors, child_end = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_job, args=(str(script), snakemake, usage and str(usage), child_end),
-                       name=f"spp-job:{Path(script).name}")
-    proc.start()
+    with _start_lock:  # jobs start from several Snakemake threads
+        ctx = _forkserver()
+        errors, child_end = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_job, name=f"spp-job:{Path(script).name}",
+                           args=(str(script), snakemake, usage and str(usage), child_end))
+        with _main_hidden():
+            proc.start()
     child_end.close()
     try:
         proc.join()
@@ -60,10 +72,35 @@ def run(script: str | Path, snakemake, usage: str | Path | None = None) -> None:
         proc.terminate()
         raise
     if proc.exitcode != 0:
-        why = f": {errors.recv()}" if errors.poll() else ""
+        why = _message(errors)
         log = f" (traceback in {snakemake.log[0]})" if snakemake.log else ""
         raise RuntimeError(f"{Path(script).name} failed with exit status {proc.exitcode}{why}{log}")
     errors.close()
+
+
+def _message(errors) -> str:
+    """The failed script's error, if it lived to send it (not after SIGKILL, say)."""
+    try:
+        return f": {errors.recv()}" if errors.poll() else ""
+    except EOFError:
+        return ""
+    finally:
+        errors.close()
+
+
+@contextlib.contextmanager
+def _main_hidden():
+    """multiprocessing re-runs the parent's main script in every child, for a target defined
+    there (the forkserver's preload of it never happens: CPython 3.11 looks for a 'main_path' key
+    that its preparation data calls 'init_main_from_path'). Our target lives in this module, and
+    for the `snakemake` command that script imports Snakemake's whole CLI: 3.6 CPU-s per job on
+    the slow machine. So the child is started while __main__ is a bare module."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _job(script: str, snakemake, usage: str | None, errors) -> None:

@@ -13,7 +13,8 @@ Every stage folder holds one file per seed; its path is the stage's tokens in or
         metrics.json, history.csv
 
 Logs and benchmarks mirror a stage folder under ``root/logs/<stage>/`` and
-``root/benchmarks/<stage>/`` (one file per folder, or per seed for one-job-per-seed training).
+``root/benchmarks/<stage>/`` (one file per folder, or per seed for one-job-per-seed training;
+each job writes its own wall time, CPU time and peak memory there, ``spp.jobs``).
 Training checkpoints lie beside the files of one seed's job, or beside the folder of a job that
 trains a whole cell (Snakemake deletes a failed job's output folder; a retry must resume).
 """

@@ -5,7 +5,7 @@ matplotlib Figure, and labels its axes with units, so the functions are testable
 inputs and reusable outside the workflow. Matplotlib is forced onto the Agg backend: figures are
 rendered on headless machines (CI, SLURM nodes). Figures are made as `matplotlib.figure.Figure`
 objects, never through pyplot's global figure registry, so several can be drawn at once in
-threads (the workflow runs these light jobs inside the Snakemake process).
+threads of one process.
 """
 
 from __future__ import annotations

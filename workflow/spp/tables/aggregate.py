@@ -338,7 +338,7 @@ def write_table(df: pd.DataFrame, csv: str, md: str | None = None, html_path: st
 def plot_figure3(df: pd.DataFrame, png: str, svg: str, note: str = "") -> None:
     """Error per sculpted model (mean ± std over seeds), dense base first, in the report's style.
 
-    Drawn on a bare ``Figure`` (no pyplot): table rules run inside the Snakemake process.
+    Drawn on a bare ``Figure`` (no pyplot's global state), as every figure of the report is.
     """
     from matplotlib.figure import Figure
 

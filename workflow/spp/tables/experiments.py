@@ -207,15 +207,6 @@ def coerce_overrides(value, key: str = ""):
     return value
 
 
-def library_first_for_jobs(library_dir: str | Path) -> None:
-    """Script jobs are new processes, and Snakemake appends its search paths after site-packages:
-    an spp installed from another checkout would be what they import. PYTHONPATH comes first."""
-    import os
-
-    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(library_dir), *rest])
-
-
 def yaml_problem(path: str | Path) -> str | None:
     """A config file's YAML syntax error as one line naming the file, line and column (Snakemake's
     own message names neither), or None when the file parses."""
