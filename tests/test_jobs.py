@@ -102,3 +102,13 @@ def test_a_job_killed_by_a_signal_is_reported(tmp_path):
     script.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
     with pytest.raises(RuntimeError, match=r"die\.py failed with exit status -9"):
         jobs.run(script, types.SimpleNamespace(log=[]))
+
+
+def test_sys_exit_zero_is_a_success_and_a_nonzero_exit_a_failure(tmp_path):
+    script = tmp_path / "exits.py"
+    script.write_text("import sys\nsys.exit(snakemake.params['code'])\n")
+    usage = tmp_path / "exits.tsv"
+    jobs.run(script, types.SimpleNamespace(params={"code": 0}, log=[]), usage=usage)
+    assert usage.is_file()
+    with pytest.raises(RuntimeError, match=r"exits\.py failed with exit status 143"):
+        jobs.run(script, types.SimpleNamespace(params={"code": 143}, log=[]))

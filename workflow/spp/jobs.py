@@ -108,6 +108,10 @@ def _job(script: str, snakemake, usage: str | None, errors) -> None:
     start = time.perf_counter()
     try:
         runpy.run_path(script, init_globals={"snakemake": snakemake}, run_name="__main__")
+    except SystemExit as e:
+        if e.code not in (None, 0):  # sys.exit(0) is a success
+            errors.send(f"SystemExit: {e}")
+            raise
     except BaseException as e:
         errors.send(f"{type(e).__name__}: {e}")
         raise
