@@ -790,17 +790,16 @@ def _snakemake_config(s: Settings) -> dict:
     }
 
 
-def _train_job_pids(workdir: Path) -> list[int]:
-    """The running Snakemake `script:` jobs of train.py in ``workdir``."""
+def _train_job_pids(results: Path) -> list[int]:
+    """The running training jobs' PIDs, from their logs' first lines (every job logs its PID;
+    jobs are forked from the workflow's job server, so no command line names train.py)."""
     pids = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-            if (any(a.endswith(b".train.py") for a in args)
-                    and (proc / "cwd").resolve() == workdir.resolve()):
-                pids.append(int(proc.name))
-        except OSError:
-            continue
+    for log in sorted((results / "logs" / "train").glob("**/*.log")):
+        m = re.search(r" pid (\d+)$", log.read_text(errors="replace").split("\n", 1)[0])
+        if m:
+            with contextlib.suppress(ProcessLookupError):  # ended: not ours to signal
+                os.kill(int(m.group(1)), 0)
+                pids.append(int(m.group(1)))
     return pids
 
 
@@ -846,7 +845,7 @@ def part_snakemake(part: Part, ctx: dict) -> None:
                          else [])  # written (atomically): not the writer's temporary file
                 if found:
                     ckpt_seen = found[0]
-                    killed = _train_job_pids(workdir)
+                    killed = _train_job_pids(results)
                     for pid in killed:
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(pid, signal.SIGTERM)

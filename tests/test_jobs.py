@@ -112,3 +112,17 @@ def test_sys_exit_zero_is_a_success_and_a_nonzero_exit_a_failure(tmp_path):
     assert usage.is_file()
     with pytest.raises(RuntimeError, match=r"exits\.py failed with exit status 143"):
         jobs.run(script, types.SimpleNamespace(params={"code": 143}, log=[]))
+
+
+def test_a_signal_to_the_whole_job_step_keeps_the_jobs_own_exit_status(tmp_path):
+    """SLURM's time-limit warning (--signal=TERM) reaches every process of the job step, the job
+    server too: the job's own status (143 after checkpointing) is still what is reported, and
+    the next job gets a new server."""
+    script = tmp_path / "term.py"
+    script.write_text("import os, signal, sys\nos.kill(os.getppid(), signal.SIGTERM)\n"
+                      "sys.exit(143)\n")
+    with pytest.raises(RuntimeError, match=r"term\.py failed with exit status 143"):
+        jobs.run(script, types.SimpleNamespace(log=[]))
+    s, sm, out = job(tmp_path, "after")
+    jobs.run(s, sm)
+    assert json.loads(out.read_text())["x"] == "after"

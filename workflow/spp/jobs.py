@@ -64,27 +64,45 @@ def run(script: str | Path, snakemake, usage: str | Path | None = None) -> None:
         errors, child_end = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=_job, name=f"spp-job:{Path(script).name}",
                            args=(str(script), snakemake, usage and str(usage), child_end))
-        with _main_hidden():
-            proc.start()
+        _start(proc)
     child_end.close()
     try:
+        report = _report(errors)  # returns when the job ends
         proc.join()
     except BaseException:
         proc.terminate()
         raise
-    if proc.exitcode != 0:
-        why = _message(errors)
+    status, why = report or (proc.exitcode, None)
+    if status != 0:
+        why = f": {why}" if why else ""
         log = f" (traceback in {snakemake.log[0]})" if snakemake.log else ""
-        raise RuntimeError(f"{Path(script).name} failed with exit status {proc.exitcode}{why}{log}")
-    errors.close()
+        raise RuntimeError(f"{Path(script).name} failed with exit status {status}{why}{log}")
 
 
-def _message(errors) -> str:
-    """The failed script's error, if it lived to send it (not after SIGKILL, say)."""
+def _start(proc, attempts: int = 20) -> None:
+    """Start `proc`; if the server was just killed (a signal to the whole process group or job
+    step) and is not reaped yet, multiprocessing still takes it for alive: wait and retry, and
+    it starts a new one."""
+    for attempt in range(attempts):
+        try:
+            with _main_hidden():
+                proc.start()
+            return
+        except (ConnectionRefusedError, FileNotFoundError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
+
+
+def _report(errors) -> tuple[int, str | None] | None:
+    """Wait for the job's end: its exit status and error as it sends them, or None if it could
+    not (SIGKILL, say). The job's own word, not the exit code that the server relays: a SLURM
+    signal to the whole job step also ends the server, and multiprocessing then reports 255 at
+    once, while the job is still writing its checkpoint."""
     try:
-        return f": {errors.recv()}" if errors.poll() else ""
+        return errors.recv()
     except EOFError:
-        return ""
+        return None
     finally:
         errors.close()
 
@@ -110,13 +128,14 @@ def _job(script: str, snakemake, usage: str | None, errors) -> None:
         runpy.run_path(script, init_globals={"snakemake": snakemake}, run_name="__main__")
     except SystemExit as e:
         if e.code not in (None, 0):  # sys.exit(0) is a success
-            errors.send(f"SystemExit: {e}")
+            errors.send((e.code if isinstance(e.code, int) else 1, f"{type(e).__name__}: {e}"))
             raise
     except BaseException as e:
-        errors.send(f"{type(e).__name__}: {e}")
+        errors.send((1, f"{type(e).__name__}: {e}"))
         raise
     if usage:
         write_usage(usage, time.perf_counter() - start)
+    errors.send((0, None))
 
 
 def write_usage(path: str | Path, seconds: float) -> None:
