@@ -15,7 +15,6 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from spp.tables import experiments as X  # noqa: E402
 from spp import paths as P  # noqa: E402
 
-
 _DEFAULTS = Path(workflow.basedir) / "config" / "config.yaml"
 # An edited config.yaml that does not parse: say where (Snakemake names neither file nor line).
 if (_BAD_YAML := X.yaml_problem(_DEFAULTS)) is not None:

@@ -793,13 +793,15 @@ def _snakemake_config(s: Settings) -> dict:
 def _train_job_pids(results: Path) -> list[int]:
     """The running training jobs' PIDs, from their logs' first lines (every job logs its PID;
     jobs are forked from the workflow's job server, so no command line names train.py)."""
+    from spp.jobs import logged_pid
+
     pids = []
     for log in sorted((results / "logs" / "train").glob("**/*.log")):
-        m = re.search(r" pid (\d+)$", log.read_text(errors="replace").split("\n", 1)[0])
-        if m:
+        pid = logged_pid(log)
+        if pid is not None:
             with contextlib.suppress(ProcessLookupError):  # ended: not ours to signal
-                os.kill(int(m.group(1)), 0)
-                pids.append(int(m.group(1)))
+                os.kill(pid, 0)
+                pids.append(pid)
     return pids
 
 

@@ -126,3 +126,10 @@ def test_a_signal_to_the_whole_job_step_keeps_the_jobs_own_exit_status(tmp_path)
     s, sm, out = job(tmp_path, "after")
     jobs.run(s, sm)
     assert json.loads(out.read_text())["x"] == "after"
+
+
+def test_a_jobs_log_names_its_pid_on_the_first_line(tmp_path):
+    log = tmp_path / "job.log"
+    assert jobs.logged_pid(log) is None  # not written yet
+    log.write_text(f"[12:00:00] rule train wildcards {{}} {jobs.pid_note()}\n[12:00:01] later\n")
+    assert jobs.logged_pid(log) == os.getpid()

@@ -275,15 +275,6 @@ def one_stacked_cell(cfg: dict) -> None:
     cfg["train"] = {"job_per_seed": True, "stack_seeds": True}
 
 
-def job_pid(log: Path) -> int | None:
-    """The PID of a running job, from the first line of its log (every job logs it)."""
-    try:
-        m = re.search(r" pid (\d+)$", log.read_text().split("\n", 1)[0])
-    except OSError:  # not written yet
-        return None
-    return int(m.group(1)) if m else None
-
-
 @pytest.mark.slow
 def test_killed_stacked_training_job_resumes_from_its_checkpoint(tmp_path):
     """SIGTERM (a SLURM time limit's warning) to a stacked per-cell training job: it checkpoints
@@ -291,6 +282,7 @@ def test_killed_stacked_training_job_resumes_from_its_checkpoint(tmp_path):
     rerun resumes and ends with exactly the outputs of an uninterrupted run."""
     sys.path.insert(0, str(REPO / "workflow"))
     from snakemake.utils import validate
+    from spp.jobs import logged_pid
     from spp.tables import experiments as X
 
     cfg_file = write_config(tmp_path, one_stacked_cell)
@@ -312,7 +304,7 @@ def test_killed_stacked_training_job_resumes_from_its_checkpoint(tmp_path):
     while not killed and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
         if ckpt.exists():
-            killed = [pid for pid in [job_pid(log)] if pid is not None]
+            killed = [pid for pid in [logged_pid(log)] if pid is not None]
             for pid in killed:
                 os.kill(pid, signal.SIGTERM)
     if proc.poll() is None and time.monotonic() >= deadline:

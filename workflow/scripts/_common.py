@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import spp
+import spp.jobs
 import torch
 from spp.tables.experiments import DATASET_SHAPES
 
@@ -30,7 +31,7 @@ def start(snakemake):
     def log(*args) -> None:
         print(f"[{time.strftime('%H:%M:%S')}]", *args, file=f or sys.stdout, flush=True)
 
-    log(f"rule {snakemake.rule} wildcards {dict(snakemake.wildcards)} pid {os.getpid()}")
+    log(f"rule {snakemake.rule} wildcards {dict(snakemake.wildcards)} {spp.jobs.pid_note()}")
     return log
 
 

@@ -17,6 +17,7 @@ import contextlib
 import multiprocessing
 import os
 import pkgutil
+import re
 import resource
 import runpy
 import sys
@@ -136,6 +137,22 @@ def _job(script: str, snakemake, usage: str | None, errors) -> None:
     if usage:
         write_usage(usage, time.perf_counter() - start)
     errors.send((0, None))
+
+
+def pid_note() -> str:
+    """The end of a job's first log line: its PID, the handle to signal it by (a forked job's
+    command line is the server's, not its script's)."""
+    return f"pid {os.getpid()}"
+
+
+def logged_pid(log: str | Path) -> int | None:
+    """The PID a job's log names on its first line (`pid_note`), or None if not written yet."""
+    try:
+        first = Path(log).read_text(errors="replace").split("\n", 1)[0]
+    except OSError:
+        return None
+    m = re.search(r" pid (\d+)$", first)
+    return int(m.group(1)) if m else None
 
 
 def write_usage(path: str | Path, seconds: float) -> None:
