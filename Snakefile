@@ -2,6 +2,7 @@
 #   snakemake --cores all                                   quick preset (config/config.yaml)
 #   snakemake --cores all --configfile config/paper.yaml    the paper's full protocol
 # Layout and rule graph: docs/workflow.md. Every config key: config/README.md.
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,9 @@ min_version("9.0")
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from spp.tables import experiments as X  # noqa: E402
 from spp import paths as P  # noqa: E402
+from spp import codebase as CODE  # noqa: E402
+from spp import jobs as JOBS  # noqa: E402
+from spp.rule_params import Unlisted  # noqa: E402
 
 _DEFAULTS = Path(workflow.basedir) / "config" / "config.yaml"
 # An edited config.yaml that does not parse: say where (Snakemake names neither file nor line).
@@ -35,7 +39,6 @@ validate(config, "config/config.schema.yaml")
 
 import spp  # noqa: E402
 import spp.data.datasets  # noqa: E402
-import spp.jobs  # noqa: E402
 
 # A custom preset must not inherit the quick preset's "smoke test" note.
 _QUICK = yaml.safe_load(_DEFAULTS.read_text())
@@ -51,12 +54,21 @@ X.validate(
     base_dir=workflow.basedir,
 )
 
+# How jobs run (spp.jobs): each stops when this Snakemake process is gone; a warm interpreter
+# only where Snakemake deploys no software (a deployed one runs every job in its own process).
+os.environ[JOBS.OWNER] = str(os.getpid())
+_DEPLOYS = bool(workflow.deployment_settings.deployment_method)
+os.environ[JOBS.WARM] = "1" if config["warm_start"] and not _DEPLOYS else "0"
+
 R = f"results/{config['preset']}"  # every output of this preset lives under R
 TABLES = X.expand(config)  # table name -> rows, each with the Nets it needs
 NETS = X.all_nets(TABLES)  # distinct Net -> seeds (shared work appears once)
 ALL_TARGETS = []  # rule files append what `snakemake` with no target builds
 
 report: "report/workflow.rst"
+
+# The image for `--sdm apptainer`, built from envs/Dockerfile (the conda environment of every rule).
+container: config["container"]
 
 wildcard_constraints:
     dataset=r"[a-z0-9-]+",

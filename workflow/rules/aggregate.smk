@@ -31,24 +31,21 @@ if CORE_TABLES:
         wildcard_constraints:
             table="|".join(CORE_TABLES),
         params:
+            code=script_code("aggregate.py"),
             rows_digest=lambda wc: rows_digest(wc.table),
+            rows=lambda wc: table_rows_param(wc.table),
             preset=config["preset"],
             note=config["preset_note"],
             table=lambda wc: wc.table,
         log:
             f"{R}/logs/tables/{{table}}.log",
         localrule: True
-        run:
-            run_script(
-                "aggregate.py",
-                "table",
-                input,
-                output,
-                table_params(params, params.table),
-                wildcards,
-                threads,
-                log,
-            )
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES
+        script:
+            "../scripts/aggregate.py"
 
 
 if "figure3" in TABLES:
@@ -79,24 +76,21 @@ if "figure3" in TABLES:
             ),
             svg=f"{R}/figures/figure3.svg",
         params:
+            code=script_code("aggregate.py"),
             rows_digest=rows_digest("figure3"),
+            rows=table_rows_param("figure3"),
             preset=config["preset"],
             note=config["preset_note"],
             table="figure3",
         log:
             f"{R}/logs/tables/figure3.log",
         localrule: True
-        run:
-            run_script(
-                "aggregate.py",
-                "figure3",
-                input,
-                output,
-                table_params(params, "figure3"),
-                wildcards,
-                threads,
-                log,
-            )
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES
+        script:
+            "../scripts/aggregate.py"
 
 
 ALL_TARGETS += [f"{R}/tables/{name}.csv" for name in CORE_TABLES]

@@ -4,7 +4,6 @@
 import hashlib
 import json
 import re
-import types
 
 SEEDS_BY_DIR = {}
 for _net, _seeds in NETS.items():
@@ -48,19 +47,16 @@ def net_params(wc):
 
 
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+# Every rule's software: the conda environment (`--sdm conda`), the workflow's container
+# (`--sdm apptainer`, Snakefile) or the site's modules (`--sdm env-modules`, config `envmodules`).
+CONDA_ENV = "../../envs/spp.yaml"  # relative to the rule files
+ENVMODULES = list(config["envmodules"])
 
 
-def run_script(script, rule, input, output, params, wildcards, threads, log):
-    """Run a thin script of workflow/scripts with the `snakemake` object it expects, in a process
-    of its own forked from one that imported torch and spp once (spp.jobs: a fresh process
-    spends seconds importing torch, more than most jobs compute). Every rule runs this way, on a
-    cluster too (there the job's own Snakemake process forks it). A rule's `usage` log, if it
-    has one, gets the job's wall time, CPU time and peak memory."""
-    sm = types.SimpleNamespace(
-        input=input, output=output, params=params, wildcards=wildcards, threads=threads,
-        log=log, rule=rule, config=config, scriptdir=str(SCRIPTS),
-    )
-    spp.jobs.run(SCRIPTS / script, sm, usage=log.get("usage"))
+def script_code(script):
+    """The `code` param of a rule: a digest of its script and of the library files that script
+    runs (spp.codebase), so that an edit to code a stage uses reruns that stage."""
+    return CODE.script_digest(SCRIPTS / script, Path(workflow.basedir) / "workflow")
 
 
 def _mirror():
@@ -142,11 +138,10 @@ def table_rows(name):
     return rows
 
 
-def table_params(params, name):
-    """A table rule's params plus its rows, for run_script. The rows (labels, folders) stay
-    out of `params:` because the report lists every job's params and they are a screenful;
-    `rows_digest` stands in for them there, so a change of rows still reruns the rule."""
-    return types.SimpleNamespace(**dict(params.items()), rows=table_rows(name))
+def table_rows_param(name):
+    """A table's rows for its script, kept out of the report's params list (a screenful per
+    job) and out of the rerun check: `rows_digest` stands in for them there."""
+    return Unlisted(table_rows(name), label=f"{name} rows")
 
 
 def rows_digest(name):

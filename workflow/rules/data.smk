@@ -6,11 +6,16 @@ rule data:
     output:
         f"{R}/data/{{dataset}}.pt",
     params:
+        code=script_code("data.py"),
         source=config["data"]["source"],
         mirror=_mirror(),
         raw_dir=lambda wc: f"{R}/data/raw/{wc.dataset}",
     log:
         f"{R}/logs/data/{{dataset}}.log",
         usage=f"{R}/benchmarks/data/{{dataset}}.tsv",
-    run:
-        run_script("data.py", "data", input, output, params, wildcards, threads, log)
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES
+    script:
+        "../scripts/data.py"

@@ -22,6 +22,7 @@ if FIG["enabled"]:
         wildcard_constraints:
             activation=r"[a-z]+",
         params:
+            code=script_code("figure1_data.py"),
             sparsities=FIG["figure1"]["sparsities"],
             seed=FIG["seeds"][0],
             init=FIG["figure1"]["init"],
@@ -30,10 +31,12 @@ if FIG["enabled"]:
             examples=FIG["scoring_examples"],
         log:
             f"{R}/logs/figures/figure1_{{activation}}.log",
-        run:
-            run_script(
-                "figure1_data.py", "figure1_data", input, output, params, wildcards, threads, log
-            )
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES
+        script:
+            "../scripts/figure1_data.py"
 
     rule figure1:
         input:
@@ -47,6 +50,7 @@ if FIG["enabled"]:
             ),
             svg=f"{R}/figures/figure1.svg",
         params:
+            code=script_code("figure1.py"),
             activations=FIG["figure1"]["activations"],
             gamma=FIG["figure1"]["gamma"],
             init=FIG["figure1"]["init"],
@@ -55,10 +59,12 @@ if FIG["enabled"]:
         log:
             f"{R}/logs/figures/figure1.log",
         localrule: True
-        run:
-            run_script(
-                "figure1.py", "figure1", input, output, params, wildcards, threads, log
-            )
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES
+        script:
+            "../scripts/figure1.py"
 
     _FIG2_COMMON = dict(
         seeds=FIG["seeds"],
@@ -76,6 +82,7 @@ if FIG["enabled"]:
         wildcard_constraints:
             activation=r"[a-z]+",
         params:
+            code=script_code("figure2_data.py"),
             panel="a",
             methods=FIG["figure2"]["methods"],
             sparsities=FIG["figure2"]["sparsities"],
@@ -83,10 +90,12 @@ if FIG["enabled"]:
             **_FIG2_COMMON,
         log:
             f"{R}/logs/figures/figure2a_{{activation}}.log",
-        run:
-            run_script(
-                "figure2_data.py", "figure2_signal", input, output, params, wildcards, threads, log
-            )
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES
+        script:
+            "../scripts/figure2_data.py"
 
     rule figure2_training:
         input:
@@ -96,6 +105,7 @@ if FIG["enabled"]:
         wildcard_constraints:
             activation=r"[a-z]+",
         params:
+            code=script_code("figure2_data.py"),
             panel="b",
             training=FIG["figure2"]["training"],
             device=config["device"],
@@ -104,10 +114,12 @@ if FIG["enabled"]:
             gpu=GPU,
         log:
             f"{R}/logs/figures/figure2b_{{activation}}.log",
-        run:
-            run_script(
-                "figure2_data.py", "figure2_training", input, output, params, wildcards, threads, log
-            )
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES
+        script:
+            "../scripts/figure2_data.py"
 
     rule figure2:
         input:
@@ -129,6 +141,7 @@ if FIG["enabled"]:
             ),
             b_svg=f"{R}/figures/figure2b.svg",
         params:
+            code=script_code("figure2.py"),
             title_a=f"Figure 2a: signal propagation in pruned MLPs [{config['preset']} preset]",
             title_b=(
                 f"Figure 2b: training at κ={100 * FIG['figure2']['training']['sparsity']:.0f}% "
@@ -137,10 +150,12 @@ if FIG["enabled"]:
         log:
             f"{R}/logs/figures/figure2.log",
         localrule: True
-        run:
-            run_script(
-                "figure2.py", "figure2", input, output, params, wildcards, threads, log
-            )
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES
+        script:
+            "../scripts/figure2.py"
 
     ALL_TARGETS += [f"{R}/figures/figure1.png", f"{R}/figures/figure2a.png"]
 
@@ -161,24 +176,21 @@ if FIG["training_curves"]:
         wildcard_constraints:
             table="|".join(TABLES) or "(?!)",
         params:
+            code=script_code("figure_training_curves.py"),
             table=lambda wc: wc.table,
             rows_digest=lambda wc: rows_digest(wc.table),
+            rows=lambda wc: table_rows_param(wc.table),
             title=lambda wc: wc.table.replace("table", "Table ").replace("figure", "Figure "),
             preset=config["preset"],
         log:
             f"{R}/logs/figures/training_{{table}}.log",
         localrule: True
-        run:
-            run_script(
-                "figure_training_curves.py",
-                "training_curves",
-                input,
-                output,
-                table_params(params, params.table),
-                wildcards,
-                threads,
-                log,
-            )
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES
+        script:
+            "../scripts/figure_training_curves.py"
 
     ALL_TARGETS += [f"{R}/figures/training_{t}.png" for t in TABLES]
 
@@ -196,16 +208,19 @@ rule paper_layout:
     wildcard_constraints:
         table="|".join(REPORT_TABLES) or "(?!)",
     params:
+        code=script_code("report_table.py"),
         table=lambda wc: wc.table,
         preset=config["preset"],
         comparable=FIG["summary"]["comparable"],
     log:
         f"{R}/logs/report/{{table}}_paper_layout.log",
     localrule: True
-    run:
-        run_script(
-            "report_table.py", "paper_layout", input, output, params, wildcards, threads, log
-        )
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES
+    script:
+        "../scripts/report_table.py"
 
 
 ALL_TARGETS += [f"{REPORT_DIR}/{t}_paper_layout.html" for t in REPORT_TABLES]
@@ -225,6 +240,7 @@ rule report_provenance:
     output:
         f"{REPORT_DIR}/provenance.json",
     params:
+        code=script_code("report_provenance.py"),
         seeds_per_table={t: TABLES[t][0]["seeds"] for t in TABLES if TABLES[t]},
         datasets=DATASETS_USED,
         train_dirs=sorted({net.stage_dir(R, "train") for net in NETS}),
@@ -232,11 +248,12 @@ rule report_provenance:
     log:
         f"{R}/logs/report/provenance.log",
     localrule: True
-    run:
-        run_script(
-            "report_provenance.py", "report_provenance", input, output, params, wildcards,
-            threads, log,
-        )
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES
+    script:
+        "../scripts/report_provenance.py"
 
 
 rule report_summary:
@@ -254,16 +271,19 @@ rule report_summary:
         csv=f"{REPORT_DIR}/summary.csv",
         front=f"{REPORT_DIR}/front.html",
     params:
+        code=script_code("report_summary.py"),
         tolerances=FIG["summary"]["tolerances"],  # a param so that changing one reruns this
         comparable=FIG["summary"]["comparable"],
         preset=config["preset"],
     log:
         f"{R}/logs/report/summary.log",
     localrule: True
-    run:
-        run_script(
-            "report_summary.py", "report_summary", input, output, params, wildcards, threads, log
-        )
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES
+    script:
+        "../scripts/report_summary.py"
 
 
 ALL_TARGETS += [f"{REPORT_DIR}/summary.html"]

@@ -25,6 +25,7 @@ if FRANKLE_ENABLED:
             rewind=f"{FR_DENSE}.rewind.pt",
             metrics=f"{FR_DENSE}.json",
         params:
+            code=script_code("frankle_dense.py"),
             net=net_params,
             rewind_iteration=lambda wc: int(_fr_entry(wc)[0].get("rewind_iteration", 0)),
             recipe=_fr_recipe,
@@ -34,10 +35,12 @@ if FRANKLE_ENABLED:
         log:
             f"{R}/logs/frankle_dense/{{dataset}}/{{model}}/{{init}}/seed{{seed}}.log",
             usage=f"{R}/benchmarks/frankle_dense/{{dataset}}/{{model}}/{{init}}/seed{{seed}}.tsv",
-        run:
-            run_script(
-                "frankle_dense.py", "frankle_dense", input, output, params, wildcards, threads, log
-            )
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES
+        script:
+            "../scripts/frankle_dense.py"
 
     rule frankle_runs:
         input:
@@ -48,6 +51,7 @@ if FRANKLE_ENABLED:
             method="|".join(FK.METHODS),
             part=r"all|s[0-9.e+-]+_seed\d+",
         params:
+            code=script_code("frankle_runs.py"),
             net=lambda wc: {**net_params(wc), "name": _fr_entry(wc)[0]["name"]},
             sparsities=lambda wc: _fr_part(wc)[0],
             seeds=lambda wc: _fr_part(wc)[1],
@@ -61,10 +65,12 @@ if FRANKLE_ENABLED:
         log:
             f"{R}/logs/frankle_runs/{{dataset}}/{{model}}/{{init}}/{{method}}/{{part}}.log",
             usage=f"{R}/benchmarks/frankle_runs/{{dataset}}/{{model}}/{{init}}/{{method}}/{{part}}.tsv",
-        run:
-            run_script(
-                "frankle_runs.py", "frankle_runs", input, output, params, wildcards, threads, log
-            )
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES
+        script:
+            "../scripts/frankle_runs.py"
 
     FR_RUNS = [
         f"{R}/frankle/runs/{key[0]}/{key[1]}/{key[2]}/{m}/{part}.json"
@@ -85,14 +91,17 @@ if FRANKLE_ENABLED:
                        category="Frankle et al. 2021"),
             runs=f"{R}/tables/frankle_runs.csv",
         params:
+            code=script_code("frankle_table.py"),
             dense=FR_DENSE_METRICS,
             preset=config["preset"],
         log:
             f"{R}/logs/frankle_table.log",
-        run:
-            run_script(
-                "frankle_table.py", "frankle_table", input, output, params, wildcards, threads, log
-            )
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES
+        script:
+            "../scripts/frankle_table.py"
 
     rule frankle_claims:
         input:
@@ -101,15 +110,18 @@ if FRANKLE_ENABLED:
             report(f"{R}/tables/frankle_claims.csv", caption="../../report/frankle_claims.rst",
                    category="Frankle et al. 2021"),
         params:
+            code=script_code("frankle_claims.py"),
             preset=config["preset"],
             tolerance_pp=float(FRANKLE["claims"]["tolerance_pp"]),
             highest=int(FRANKLE["claims"]["highest"]),
         log:
             f"{R}/logs/frankle_claims.log",
-        run:
-            run_script(
-                "frankle_claims.py", "frankle_claims", input, output, params, wildcards, threads, log
-            )
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES
+        script:
+            "../scripts/frankle_claims.py"
 
     rule frankle_figure:
         input:
@@ -121,6 +133,7 @@ if FRANKLE_ENABLED:
             svg=f"{R}/figures/frankle.svg",
             claim=f"{R}/figures/frankle_claim.txt",
         params:
+            code=script_code("frankle_figure.py"),
             preset=config["preset"],
             note=config.get("preset_note", ""),
             # Read by the report caption when `snakemake --report` renders it (not a rerun
@@ -128,10 +141,12 @@ if FRANKLE_ENABLED:
             claim=FK.ReportText(f"{R}/figures/frankle_claim.txt"),
         log:
             f"{R}/logs/frankle_figure.log",
-        run:
-            run_script(
-                "frankle_figure.py", "frankle_figure", input, output, params, wildcards, threads, log
-            )
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES
+        script:
+            "../scripts/frankle_figure.py"
 
     ALL_TARGETS += [f"{R}/tables/frankle.csv", f"{R}/tables/frankle_claims.csv",
                     f"{R}/figures/frankle.png",

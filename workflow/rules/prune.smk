@@ -9,12 +9,17 @@ rule init:
     output:
         directory(P.stage_pattern(R, "init")),
     params:
+        code=script_code("init.py"),
         net=net_params,
         seeds=seeds_of("init"),
     log:
         P.log_pattern(R, "init"),
-    run:
-        run_script("init.py", "init", input, output, params, wildcards, threads, log)
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES
+    script:
+        "../scripts/init.py"
 
 
 rule score:
@@ -23,6 +28,7 @@ rule score:
     output:
         directory(P.stage_pattern(R, "score")),
     params:
+        code=script_code("score.py"),
         net=net_params,
         seeds=seeds_of("score"),
         score=lambda wc: X.parse_score_token(wc.score),
@@ -34,8 +40,12 @@ rule score:
     log:
         P.log_pattern(R, "score"),
         usage=P.benchmark_pattern(R, "score"),
-    run:
-        run_script("score.py", "score", input, output, params, wildcards, threads, log)
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES
+    script:
+        "../scripts/score.py"
 
 
 rule mask:
@@ -44,14 +54,19 @@ rule mask:
     output:
         directory(P.stage_pattern(R, "mask")),
     params:
+        code=script_code("mask.py"),
         net=net_params,
         seeds=seeds_of("mask"),
         sparsity=lambda wc: float(wc.sparsity),
         dense=lambda wc: wc.score == "dense",
     log:
         P.log_pattern(R, "mask"),
-    run:
-        run_script("mask.py", "mask", input, output, params, wildcards, threads, log)
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES
+    script:
+        "../scripts/mask.py"
 
 
 rule repair:
@@ -61,6 +76,7 @@ rule repair:
     output:
         directory(P.stage_pattern(R, "repair")),
     params:
+        code=script_code("repair.py"),
         net=net_params,
         seeds=seeds_of("repair"),
         steps=config["isometry"]["steps"],
@@ -71,5 +87,9 @@ rule repair:
     log:
         P.log_pattern(R, "repair"),
         usage=P.benchmark_pattern(R, "repair"),
-    run:
-        run_script("repair.py", "repair", input, output, params, wildcards, threads, log)
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES
+    script:
+        "../scripts/repair.py"

@@ -20,6 +20,7 @@ rule signal:
     output:
         directory(P.stage_pattern(R, "signal")),
     params:
+        code=script_code("signal.py"),
         net=net_params,
         seeds=seeds_of("signal"),
         batch_size=config["signal"]["batch_size"],
@@ -30,8 +31,12 @@ rule signal:
     log:
         P.log_pattern(R, "signal"),
         usage=P.benchmark_pattern(R, "signal"),
-    run:
-        run_script("signal.py", "signal", input, output, params, wildcards, threads, log)
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES
+    script:
+        "../scripts/signal.py"
 
 
 rule train:
@@ -40,6 +45,7 @@ rule train:
     output:
         directory(TRAIN_DIR),
     params:
+        code=script_code("train.py"),
         net=net_params,
         seeds=seeds_of("train"),
         recipe=_recipe,
@@ -51,8 +57,12 @@ rule train:
     log:
         P.log_pattern(R, "train"),
         usage=P.benchmark_pattern(R, "train"),
-    run:
-        run_script("train.py", "train", input, output, params, wildcards, threads, log)
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES
+    script:
+        "../scripts/train.py"
 
 
 rule train_seed:
@@ -62,6 +72,7 @@ rule train_seed:
         metrics=str(P.seed_metrics(TRAIN_DIR, "{seed}")),
         history=str(P.seed_history(TRAIN_DIR, "{seed}")),
     params:
+        code=script_code("train.py"),
         net=net_params,
         seeds=lambda wc: [int(wc.seed)],
         recipe=_recipe,
@@ -73,5 +84,9 @@ rule train_seed:
     log:
         P.log_pattern(R, "train", per_seed=True),
         usage=P.benchmark_pattern(R, "train", per_seed=True),
-    run:
-        run_script("train.py", "train_seed", input, output, params, wildcards, threads, log)
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES
+    script:
+        "../scripts/train.py"

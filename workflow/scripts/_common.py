@@ -7,9 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-import spp
 import spp.jobs
 import torch
+from spp.nets.models import build_model
+from spp.pruning.masks import apply_mask
 from spp.tables.experiments import DATASET_SHAPES
 
 
@@ -17,7 +18,8 @@ def start(snakemake):
     """Open the rule's log and return a `log(*args)` that writes to it.
 
     Every job is a process of its own (spp.jobs): stdout/stderr, tracebacks included, go to the
-    log too, and torch gets one thread per core of the job.
+    log too, and torch gets one thread per core of the job. The log names the interpreter, so
+    that it shows which deployed environment (--sdm) ran the job.
     """
     f = None
     if snakemake.log:
@@ -32,6 +34,7 @@ def start(snakemake):
         print(f"[{time.strftime('%H:%M:%S')}]", *args, file=f or sys.stdout, flush=True)
 
     log(f"rule {snakemake.rule} wildcards {dict(snakemake.wildcards)} {spp.jobs.pid_note()}")
+    log(f"python {sys.executable} (prefix {sys.prefix})")  # the interpreter Snakemake deployed
     return log
 
 
@@ -110,7 +113,7 @@ def pick_device(preference: str = "auto") -> torch.device:
 def build(net: dict) -> torch.nn.Module:
     """The architecture of a net (params.net: arch, activation, width, dataset), uninitialized."""
     shape, classes = DATASET_SHAPES[net["dataset"]]
-    return spp.build_model(net["arch"], shape, classes, activation=net["activation"],
+    return build_model(net["arch"], shape, classes, activation=net["activation"],
                            width=net["width"])
 
 
@@ -134,5 +137,5 @@ def network(net: dict, weights_file, mask_file=None, device="cpu"):
     mask = None
     if mask_file is not None:
         mask = {k: v.to(device) for k, v in load(mask_file).items()}
-        spp.apply_mask(model, mask)
+        apply_mask(model, mask)
     return model, mask

@@ -1,15 +1,16 @@
 """Per-seed signal / training files of a table's cells -> table CSV + Markdown + HTML
 (and, for Figure 3, the figure)."""
 
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
+
+enter(snakemake)
+
 import shutil
-import sys
 from pathlib import Path
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-from _common import start  # noqa: E402
-from spp.tables import aggregate as A  # noqa: E402
-from spp.tables.table_specs import table_title  # noqa: E402
+from _common import start
+from spp.tables import aggregate as A
+from spp.tables.table_specs import table_title
 
 log = start(snakemake)
 p = snakemake.params
@@ -19,7 +20,7 @@ out = snakemake.output
 # files would leave none: the last table built without error is kept beside it.
 last_good = Path(out.csv).parent / "last-good"
 try:
-    df = A.build_table(table, p.rows, paper=A.load_paper(snakemake.input.paper), preset=p.preset)
+    df = A.build_table(table, p.rows.value, paper=A.load_paper(snakemake.input.paper), preset=p.preset)
 except ValueError as e:  # damaged or missing per-seed files, named in e
     if not (last_good / Path(out.csv).name).is_file():
         raise

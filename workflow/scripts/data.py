@@ -1,11 +1,12 @@
 """Fetch (download, mirror or shipped subset), verify md5, and prepare one dataset file."""
 
-import sys
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-import spp.data.datasets  # noqa: E402
-from _common import start  # noqa: E402
+enter(snakemake)
+
+
+import spp.data.datasets
+from _common import start
 
 log = start(snakemake)
 name = snakemake.wildcards.dataset

@@ -1,12 +1,13 @@
 """Figure 1: sparsity patterns and connection sensitivity per layer, linear and tanh MLPs."""
 
-import sys
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-from _common import load, start  # noqa: E402
-from spp.report import plotting  # noqa: E402
-from spp.tables.experiments import DATASET_LABELS  # noqa: E402
+enter(snakemake)
+
+
+from _common import load, start
+from spp.report import plotting
+from spp.tables.experiments import DATASET_LABELS
 
 log = start(snakemake)
 p = snakemake.params

@@ -1,14 +1,15 @@
 """Figure 1 data for one activation: CS masks per layer and sparsity, and the sensitivities."""
 
-import sys
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-import spp.data.datasets  # noqa: E402
-import torch  # noqa: E402
-from _common import start  # noqa: E402
-from spp.atomic import save_tensors  # noqa: E402
-from spp.tables.figure_experiments import sparsity_patterns  # noqa: E402
+enter(snakemake)
+
+
+import spp.data.datasets
+import torch
+from _common import start
+from spp.atomic import save_tensors
+from spp.tables.figure_experiments import sparsity_patterns
 
 log = start(snakemake)
 p = snakemake.params

@@ -1,12 +1,13 @@
 """Figure 2: (a) mean Jacobian singular value against sparsity, (b) training loss at 90%."""
 
-import sys
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-import pandas as pd  # noqa: E402
-from _common import start  # noqa: E402
-from spp.report import plotting  # noqa: E402
+enter(snakemake)
+
+
+import pandas as pd
+from _common import start
+from spp.report import plotting
 
 log = start(snakemake)
 out = snakemake.output

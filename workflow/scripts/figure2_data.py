@@ -1,15 +1,16 @@
 """Figure 2 data for one activation: (a) Jacobian singular values against sparsity per method,
 or (b) training curves at one sparsity (params.panel)."""
 
-import sys
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-import pandas as pd  # noqa: E402
-import spp.data.datasets  # noqa: E402
-from _common import pick_device, start  # noqa: E402
-from spp.atomic import write_csv  # noqa: E402
-from spp.tables import figure_experiments as F  # noqa: E402
+enter(snakemake)
+
+
+import pandas as pd
+import spp.data.datasets
+from _common import pick_device, start
+from spp.atomic import write_csv
+from spp.tables import figure_experiments as F
 
 log = start(snakemake)
 p = snakemake.params

@@ -1,18 +1,19 @@
 """Training curves of one table: every cell's history.csv (all seeds) -> one figure."""
 
-import sys
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-import pandas as pd  # noqa: E402
-from _common import start  # noqa: E402
-from spp import paths as P  # noqa: E402
-from spp.report import plotting  # noqa: E402
+enter(snakemake)
+
+
+import pandas as pd
+from _common import start
+from spp import paths as P
+from spp.report import plotting
 
 log = start(snakemake)
 p = snakemake.params
 frames = []
-for row in p.rows:
+for row in p.rows.value:
     for role, run in row["runs"].items():
         if not run.get("train"):  # signal-only role (Table 1's dense init): never trained
             continue

@@ -1,14 +1,15 @@
 """P/tables/frankle.csv -> P/tables/frankle_claims.csv: the paper's five claims, each with its
 verdict per network and the numbers behind it (spp.frankle.claims)."""
 
-import sys
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-import pandas as pd  # noqa: E402
-import spp.frankle.claims  # noqa: E402
-from _common import start  # noqa: E402
-from spp.atomic import write_csv  # noqa: E402
+enter(snakemake)
+
+
+import pandas as pd
+import spp.frankle.claims
+from _common import start
+from spp.atomic import write_csv
 
 log = start(snakemake)
 p = snakemake.params

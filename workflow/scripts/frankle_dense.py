@@ -2,16 +2,18 @@
 magnitude-after-training), its weights at the rewind iteration (where that method's pruned runs
 restart: lottery-ticket rewinding) and metrics (the unpruned reference)."""
 
-import sys
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
+
+enter(snakemake)
+
 from pathlib import Path
 
-sys.path.insert(0, snakemake.scriptdir)
-import spp.data.datasets  # noqa: E402
-import spp.frankle.runs  # noqa: E402
-import spp.paths as P  # noqa: E402
-import spp.train.training  # noqa: E402
-from _common import build, load, pick_device, start  # noqa: E402
-from spp.atomic import save_tensors, write_json  # noqa: E402
+import spp.data.datasets
+import spp.frankle.runs
+import spp.paths as P
+import spp.train.training
+from _common import build, load, pick_device, start
+from spp.atomic import save_tensors, write_json
 
 log = start(snakemake)
 p = snakemake.params

@@ -1,15 +1,16 @@
 """P/tables/frankle.csv + the claim checks -> P/figures/frankle.{png,svg} and its caption text."""
 
-import sys
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-import pandas as pd  # noqa: E402
-import spp.frankle.claims  # noqa: E402
-import spp.frankle.runs  # noqa: E402
-from _common import start  # noqa: E402
-from spp.atomic import write_text  # noqa: E402
-from spp.report.plotting import save_figure  # noqa: E402
+enter(snakemake)
+
+
+import pandas as pd
+import spp.frankle.claims
+import spp.frankle.runs
+from _common import start
+from spp.atomic import write_text
+from spp.report.plotting import save_figure
 
 log = start(snakemake)
 p = snakemake.params

@@ -1,19 +1,20 @@
 """Every (sparsity, ablation) run of one Frankle method on one network, for the part's seeds ->
 one JSON list of run rows (spp.frankle.runs.run_cells). Layer collapse is recorded, not fatal."""
 
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
+
+enter(snakemake)
+
 import dataclasses
 import shutil
-import sys
 from pathlib import Path
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-import spp.data.datasets  # noqa: E402
-import spp.frankle.runs  # noqa: E402
-import spp.paths as P  # noqa: E402
-import spp.train.training  # noqa: E402
-from _common import build, load, pick_device, start  # noqa: E402
-from spp.atomic import write_json  # noqa: E402
+import spp.data.datasets
+import spp.frankle.runs
+import spp.paths as P
+import spp.train.training
+from _common import build, load, pick_device, start
+from spp.atomic import write_json
 
 log = start(snakemake)
 p = snakemake.params

@@ -1,16 +1,17 @@
 """Run rows + dense metrics -> P/tables/frankle.csv (mean/std/n per network x method x ablation x
 sparsity; the dense net as method `dense`, sparsity 0) and P/tables/frankle_runs.csv (all runs)."""
 
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
+
+enter(snakemake)
+
 import json
-import sys
 from pathlib import Path
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-import pandas as pd  # noqa: E402
-import spp.frankle.runs  # noqa: E402
-from _common import start  # noqa: E402
-from spp.atomic import write_csv  # noqa: E402
+import pandas as pd
+import spp.frankle.runs
+from _common import start
+from spp.atomic import write_csv
 
 log = start(snakemake)
 p = snakemake.params

@@ -1,12 +1,13 @@
 """What this report was built from: preset, data, seeds, date, package versions, devices."""
 
-import sys
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-from _common import start  # noqa: E402
-from spp.atomic import write_json  # noqa: E402
-from spp.report.provenance import collect  # noqa: E402
+enter(snakemake)
+
+
+from _common import start
+from spp.atomic import write_json
+from spp.report.provenance import collect
 
 log = start(snakemake)
 p = snakemake.params

@@ -1,15 +1,16 @@
 """Paper versus ours for every table cell: summary CSV + HTML page, and the front-page fragment."""
 
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
+
+enter(snakemake)
+
 import json
-import sys
 from pathlib import Path
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-import pandas as pd  # noqa: E402
-from _common import start  # noqa: E402
-from spp.atomic import write_text  # noqa: E402
-from spp.tables import summary as S  # noqa: E402
+import pandas as pd
+from _common import start
+from spp.atomic import write_text
+from spp.tables import summary as S
 
 log = start(snakemake)
 p = snakemake.params

@@ -1,14 +1,15 @@
 """One aggregated table CSV -> the table in the paper's layout (HTML), ours over the paper's."""
 
-import sys
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-import pandas as pd  # noqa: E402
-from _common import start  # noqa: E402
-from spp.atomic import write_text  # noqa: E402
-from spp.report.report_tables import paper_layout_html  # noqa: E402
-from spp.tables.table_specs import table_title  # noqa: E402
+enter(snakemake)
+
+
+import pandas as pd
+from _common import start
+from spp.atomic import write_text
+from spp.report.report_tables import paper_layout_html
+from spp.tables.table_specs import table_title
 
 log = start(snakemake)
 p = snakemake.params

@@ -1,15 +1,16 @@
 """Pruning scores of each seed's initialized network -> <score folder>/seed<k>.pt."""
 
-import sys
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
+
+enter(snakemake)
+
 from pathlib import Path
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-import spp  # noqa: E402
-import spp.data.datasets  # noqa: E402
-import spp.paths as P  # noqa: E402
-from _common import network, pick_device, start  # noqa: E402
-from spp.atomic import save_tensors  # noqa: E402
+import spp
+import spp.data.datasets
+import spp.paths as P
+from _common import network, pick_device, start
+from spp.atomic import save_tensors
 
 log = start(snakemake)
 p = snakemake.params

@@ -1,17 +1,21 @@
 """Signal propagation of each seed's network as it will be trained -> <signal>/seed<k>.json:
 Jacobian singular values, orthogonality score, per-layer sparsity."""
 
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
+
+enter(snakemake)
+
 import math
-import sys
 from pathlib import Path
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-import spp  # noqa: E402
-import spp.data.datasets  # noqa: E402
-import spp.paths as P  # noqa: E402
-from _common import network, pick_device, start  # noqa: E402
-from spp.atomic import write_json  # noqa: E402
+import spp
+import spp.data.datasets
+import spp.paths as P
+from _common import network, pick_device, start
+from spp.atomic import write_json
+from spp.pruning.masks import layer_sparsity
+from spp.signal.isometry import orthogonality_score
+from spp.signal.jacobian import jacobian_singular_values
 
 log = start(snakemake)
 p = snakemake.params
@@ -23,12 +27,12 @@ for seed in p.seeds:
                           P.seed_tensors(snakemake.input.mask, seed), device)
     model.eval()
     batches = spp.data.datasets.first_examples(data.batches("train", p.batch_size), p.max_examples)
-    jac = spp.jacobian_singular_values(model, batches)
+    jac = jacobian_singular_values(model, batches)
     record = {
         "seed": seed,
         "jacobian": {k: float(v) for k, v in jac.items()},
-        "orthogonality_score": float(spp.orthogonality_score(model, mask)),
-        "layer_sparsity": {k: float(v) for k, v in spp.layer_sparsity(mask).items()},
+        "orthogonality_score": float(orthogonality_score(model, mask)),
+        "layer_sparsity": {k: float(v) for k, v in layer_sparsity(mask).items()},
         "kept": int(sum(int(v.sum()) for v in mask.values())),
         "total": int(sum(v.numel() for v in mask.values())),
         "examples": p.max_examples,

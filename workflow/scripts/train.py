@@ -2,20 +2,21 @@
 from its checkpoint (see checkpoint()). Several seeds of an MLP cell train as one stacked
 computation (spp.train.stacked: same results as one by one, a fraction of the per-step overhead)."""
 
+from _job import enter  # first: the rest runs once, warm or here (spp.jobs)
+
+enter(snakemake)
+
 import csv
-import sys
 from dataclasses import replace
 from pathlib import Path
 
-if snakemake.scriptdir not in sys.path:
-    sys.path.insert(0, snakemake.scriptdir)
-import spp.data.datasets  # noqa: E402
-import spp.paths as P  # noqa: E402
-import spp.train.stacked  # noqa: E402
-import spp.train.training  # noqa: E402
-from _common import network, pick_device, start  # noqa: E402
-from spp.atomic import write_atomic, write_json  # noqa: E402
-from spp.nets.models import MLP  # noqa: E402
+import spp.data.datasets
+import spp.paths as P
+import spp.train.stacked
+import spp.train.training
+from _common import network, pick_device, start
+from spp.atomic import write_atomic, write_json
+from spp.nets.models import MLP
 
 log = start(snakemake)
 p = snakemake.params

@@ -1,147 +1,351 @@
-"""How the workflow runs a job's script: in a process of its own, forked from a warm one.
+"""How a job's script runs: its body once, in a process forked from a warm interpreter of the
+same environment, or in the job's own process.
 
-A fresh Python process spends seconds of CPU importing torch (4-5 s on the slow 2-core machine of
-2026-12-02), more than most jobs of the quick preset compute: its ~240 script jobs spent about a
-quarter of the preset's CPU time on start-up. So every job is forked from one server process
-that imported torch and this library once (`multiprocessing`'s forkserver, started by the first
-job of a Snakemake process). Each job is still a process of its own, as a `script:` job is: its
-own thread count, GIL, PID (the GPU claim of `pick_device`), stdout, and a crash ends only it.
+Every rule is a Snakemake `script:` job, so Snakemake deploys its software (`--sdm conda`,
+`apptainer`, `env-modules`), tracks its code and shows it in the report. A fresh interpreter
+spends seconds importing torch (3 s on the 2-core machine), more than most quick-preset jobs
+compute, so where no deployment is requested (the Snakefile exports `SPP_WARM_START=1`) the job's
+first statement, `enter(snakemake)`, hands the script to a server of this Snakemake
+run that imported torch and this library once. The server forks a child that takes the job's
+working folder, environment, sys.path, stdin/stdout/stderr and runs the script; the job process
+that Snakemake started forwards its signals to that child and exits with its status. A server
+is keyed by the interpreter, sys.path and environment of the job that started it, so a job never
+runs in an environment other than the one Snakemake gave it; inside a container it steps aside.
 
-The job's resource use (wall time, CPU time, peak RSS) is written by the job itself, because
-Snakemake's `benchmark:` of a `run:` job measures the whole Snakemake process tree.
+No job outlives the Snakemake process that started it (`SPP_SNAKEMAKE_PID`, set by the
+Snakefile): each job watches it and sends itself SIGTERM when it is gone, which a training job
+answers by writing its checkpoint. A forked child also watches the job process it stands in for.
+
+The job's resource use (wall, CPU, peak RSS) is written by the job itself to its `usage` log:
+Snakemake's `benchmark:` would measure only the process it started, not the forked child.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-import multiprocessing
+import fcntl
+import hashlib
 import os
-import pkgutil
+import pickle
 import re
 import resource
 import runpy
+import selectors
+import signal
+import socket
+import struct
+import subprocess
 import sys
 import threading
 import time
-import types
+import traceback
 from pathlib import Path
 
-# Imported once by the server: the library (torch with it), what the scripts import besides, the
-# module of the input/output/params objects a job unpickles, and torch._dynamo, which the first
-# optimizer a process builds imports (2.5 s of every training job, py-spy).
-PRELOAD_EXTRA = ("pandas", "matplotlib", "snakemake.io", "torch._dynamo")
+WARM = "SPP_WARM_START"  # "1": this job may run in a warm interpreter
+OWNER = "SPP_SNAKEMAKE_PID"  # the Snakemake process whose job this is
+# Per-job values of the environment: they do not change what the server imported, so they do
+# not pick another server (the child takes the job's own values of every variable).
+PER_JOB_ENV = re.compile(r"^(SNAKEMAKE_.*|TMPDIR|TEMP|TMP|TEMPDIR|OMP_NUM_THREADS|MKL_NUM_THREADS"
+                         r"|OPENBLAS_NUM_THREADS|VECLIB_MAXIMUM_THREADS|NUMEXPR_NUM_THREADS"
+                         r"|CUDA_VISIBLE_DEVICES|_)$")
+# Imported once by the server besides the library (torch with it): what the scripts import and
+# what the Snakemake preamble of a script unpickles, and torch._dynamo, which the first
+# optimizer of a process imports (2.5 s of every training job, py-spy).
+PRELOAD_EXTRA = ("pandas", "matplotlib", "matplotlib.pyplot", "seaborn", "snakemake.iocontainers",
+                 "snakemake.logging", "torch._dynamo")
+IDLE_SECONDS = 300  # a server with no job for this long exits
+POLL_SECONDS = 0.5  # how often a job checks that its Snakemake (and job process) still runs
+START_SECONDS = 120  # a server not answering after this long: the job runs in its own process
 USAGE_COLUMNS = ("s", "h:m:s", "max_rss", "cpu_time")  # names as in Snakemake's benchmark files
 
-_context = None
-_start_lock = threading.Lock()
+_running = False  # True while this process runs a script's body
 
 
-def _library_modules() -> list[str]:
-    import spp
-
-    return ["spp"] + [m.name for m in pkgutil.walk_packages(spp.__path__, "spp.")]
-
-
-def _forkserver():
-    global _context
-    if _context is None:
-        # The server starts as `python -c ...` and (CPython 3.11) ignores the sys.path it is
-        # handed, so it finds this library through PYTHONPATH, or silently preloads nothing.
-        library = str(Path(__file__).resolve().parents[1])
-        rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-        os.environ["PYTHONPATH"] = os.pathsep.join([library, *rest])
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload([*_library_modules(), *PRELOAD_EXTRA])
-        _context = ctx
-    return _context
+def enter(snakemake) -> None:
+    """The first statement of every workflow script. Runs the rest of the script once, in a
+    warm child or in this process, exits with its status; returns only inside that run."""
+    if _running:
+        return
+    script_file = sys.argv[0]  # the file Snakemake runs: its preamble, then the script
+    status = None
+    if os.environ.get(WARM) == "1" and not _in_container():
+        status = _hand_over(script_file, _usage_path(snakemake))
+    if status is None:
+        status = execute(script_file, usage=_usage_path(snakemake))
+    sys.exit(status)
 
 
-def run(script: str | Path, snakemake, usage: str | Path | None = None) -> None:
-    """Run `script` with `snakemake` (the object a Snakemake script sees) in a forked process;
-    write its resource use to `usage` (a TSV) when it succeeds. A failure raises with the
-    script's own error message (its traceback is in the job's log)."""
-    with _start_lock:  # jobs start from several Snakemake threads
-        ctx = _forkserver()
-        errors, child_end = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_job, name=f"spp-job:{Path(script).name}",
-                           args=(str(script), snakemake, usage and str(usage), child_end))
-        _start(proc)
-    child_end.close()
-    try:
-        report = _report(errors)  # returns when the job ends
-        proc.join()
-    except BaseException:
-        proc.terminate()
-        raise
-    status, why = report or (proc.exitcode, None)
-    if status != 0:
-        why = f": {why}" if why else ""
-        log = f" (traceback in {snakemake.log[0]})" if snakemake.log else ""
-        raise RuntimeError(f"{Path(script).name} failed with exit status {status}{why}{log}")
-
-
-def _start(proc, attempts: int = 20) -> None:
-    """Start `proc`; if the server was just killed (a signal to the whole process group or job
-    step) and is not reaped yet, multiprocessing still takes it for alive: wait and retry, and
-    it starts a new one."""
-    for attempt in range(attempts):
-        try:
-            with _main_hidden():
-                proc.start()
-            return
-        except (ConnectionRefusedError, FileNotFoundError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.1)
-
-
-def _report(errors) -> tuple[int, str | None] | None:
-    """Wait for the job's end: its exit status and error as it sends them, or None if it could
-    not (SIGKILL, say). The job's own word, not the exit code that the server relays: a SLURM
-    signal to the whole job step also ends the server, and multiprocessing then reports 255 at
-    once, while the job is still writing its checkpoint."""
-    try:
-        return errors.recv()
-    except EOFError:
-        return None
-    finally:
-        errors.close()
-
-
-@contextlib.contextmanager
-def _main_hidden():
-    """multiprocessing re-runs the parent's main script in every child, for a target defined
-    there (the forkserver's preload of it never happens: CPython 3.11 looks for a 'main_path' key
-    that its preparation data calls 'init_main_from_path'). Our target lives in this module, and
-    for the `snakemake` command that script imports Snakemake's whole CLI: 3.6 CPU-s per job on
-    the slow machine. So the child is started while __main__ is a bare module."""
-    main = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = main
-
-
-def _job(script: str, snakemake, usage: str | None, errors) -> None:
+def execute(script_file: str, usage: str | None = None) -> int:
+    """Run a script's body in this process, watched by `_watch_owner`; its exit status."""
+    global _running
+    _running = True
+    _watch_owner()
     start = time.perf_counter()
     try:
-        runpy.run_path(script, init_globals={"snakemake": snakemake}, run_name="__main__")
+        runpy.run_path(script_file, run_name="__main__")
     except SystemExit as e:
-        if e.code not in (None, 0):  # sys.exit(0) is a success
-            errors.send((e.code if isinstance(e.code, int) else 1, f"{type(e).__name__}: {e}"))
-            raise
-    except BaseException as e:
-        errors.send((1, f"{type(e).__name__}: {e}"))
-        raise
+        if e.code not in (None, 0):
+            print(f"{Path(script_file).name}: exit {e.code}", file=sys.stderr)
+            return e.code if isinstance(e.code, int) else 1
+    except BaseException:  # noqa: BLE001 (the job's own error, to its log)
+        traceback.print_exc()
+        sys.stderr.flush()
+        return 1
     if usage:
         write_usage(usage, time.perf_counter() - start)
-    errors.send((0, None))
+    return 0
 
+
+def _usage_path(snakemake) -> str | None:
+    try:
+        return snakemake.log.usage
+    except AttributeError:
+        return None
+
+
+def _in_container() -> bool:
+    return any(k in os.environ for k in ("APPTAINER_CONTAINER", "SINGULARITY_CONTAINER"))
+
+
+# --- watching the owner ------------------------------------------------------------------------
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, killed but not yet reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _watch_owner(also: int | None = None) -> None:
+    """SIGTERM to this process once its Snakemake (or the job process `also`) is gone."""
+    owners = [p for p in (_owner(), also) if p]
+    if not owners:
+        return
+
+    def watch():
+        while all(alive(p) for p in owners):
+            time.sleep(POLL_SECONDS)
+        print(f"[jobs] process {', '.join(map(str, owners))} ended: stopping this job "
+              f"(pid {os.getpid()})", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="spp-owner-watch", daemon=True).start()
+
+
+def _owner() -> int | None:
+    try:
+        return int(os.environ.get(OWNER, ""))
+    except ValueError:
+        return None
+
+
+# --- the job process's side --------------------------------------------------------------------
+
+def _key() -> str:
+    env = sorted((k, v) for k, v in os.environ.items() if not PER_JOB_ENV.match(k))
+    blob = repr((sys.executable, sys.prefix, sys.path, env)).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _socket_dir() -> Path:
+    d = Path(os.environ.get("SPP_JOBS_DIR", f"/tmp/spp-jobs-{os.getuid()}"))
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return d
+
+
+def _hand_over(script_file: str, usage: str | None) -> int | None:
+    """Run the script in a child of the warm server: its exit status, or None if no server
+    could be reached or started (the job then runs in its own process)."""
+    sock = _connect()
+    if sock is None:
+        return None
+    request = {"script": str(Path(script_file).resolve()), "cwd": os.getcwd(),
+               "env": dict(os.environ), "path": list(sys.path), "argv": list(sys.argv),
+               "client": os.getpid(), "usage": usage}
+    with sock:
+        try:
+            socket.send_fds(sock, [_frame(request)], [0, 1, 2])
+            child = _recv(sock)
+        except (OSError, EOFError):
+            return None  # the server went away before forking: run here
+        forward = _forward_signals(child)
+        try:
+            status = _recv(sock)
+        except (OSError, EOFError):
+            status = None
+        finally:
+            forward()
+    if status is None:
+        print(f"[jobs] job process {child} ended without a status (killed?)", file=sys.stderr)
+        return 1
+    return status
+
+
+def _forward_signals(pid: int):
+    """Pass SIGTERM, SIGINT and SIGHUP on to the child; returns the undo."""
+    sigs = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    def handle(signum, frame):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    previous = {s: signal.signal(s, handle) for s in sigs}
+    return lambda: [signal.signal(s, h) for s, h in previous.items()]
+
+
+def _connect() -> socket.socket | None:
+    path = _socket_dir() / f"{_key()}.sock"
+    sock = _try_connect(path)
+    if sock is not None:
+        return sock
+    with open(path.with_suffix(".lock"), "w") as lock:  # one job starts the server
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        sock = _try_connect(path)
+        if sock is not None:
+            return sock
+        path.unlink(missing_ok=True)
+        log = path.with_suffix(".log")
+        with open(log, "ab") as out:
+            server = subprocess.Popen(
+                [sys.executable, "-c", "import sys; from spp.jobs import serve; serve(sys.argv[1])",
+                 str(path)], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+                start_new_session=True)
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline and server.poll() is None:
+            sock = _try_connect(path)
+            if sock is not None:
+                return sock
+            time.sleep(0.05)
+        print(f"[jobs] the warm server did not start (see {log}): running in this process",
+              file=sys.stderr)
+        return None
+
+
+def _try_connect(path: Path) -> socket.socket | None:
+    if not path.exists():
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def _frame(obj) -> bytes:
+    data = pickle.dumps(obj)
+    return struct.pack("!I", len(data)) + data
+
+
+def _recv(sock: socket.socket):
+    head = _exactly(sock, 4)
+    return pickle.loads(_exactly(sock, struct.unpack("!I", head)[0]))
+
+
+def _exactly(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        part = sock.recv(n - len(buf))
+        if not part:
+            raise EOFError("connection closed")
+        buf += part
+    return buf
+
+
+# --- the server's side -------------------------------------------------------------------------
+
+def serve(path: str) -> None:
+    """Import torch and the library once, then fork a child per job until this Snakemake run
+    ends or no job came for IDLE_SECONDS."""
+    import importlib
+    import pkgutil
+
+    import spp
+
+    for name in ["spp", *(m.name for m in pkgutil.walk_packages(spp.__path__, "spp.")),
+                 *PRELOAD_EXTRA]:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    owner = _owner()
+    tmp = f"{path}.{os.getpid()}"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(tmp)
+    listener.listen(64)
+    os.replace(tmp, path)  # appears only when warm
+    inode = os.stat(path).st_ino
+    children: set[int] = set()
+    last = time.monotonic()
+    with selectors.DefaultSelector() as sel:
+        sel.register(listener, selectors.EVENT_READ)
+        while True:
+            for _ in sel.select(timeout=1.0):
+                conn, _ = listener.accept()
+                pid = os.fork()
+                if pid == 0:
+                    listener.close()
+                    _child(conn)  # never returns
+                children.add(pid)
+                conn.close()
+                last = time.monotonic()
+            children = {p for p in children if os.waitpid(p, os.WNOHANG) == (0, 0)}
+            gone = owner is not None and not alive(owner)
+            idle = not children and time.monotonic() - last > IDLE_SECONDS
+            if gone or idle:
+                with contextlib.suppress(FileNotFoundError):
+                    if os.stat(path).st_ino == inode:  # not a newer server's
+                        os.unlink(path)
+                return
+
+
+def _child(conn: socket.socket) -> None:
+    """Become the job: its folder, environment, path, stdio; run the script; report."""
+    status = 1
+    try:
+        msg, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+        head, body = msg[:4], msg[4:]
+        while len(body) < struct.unpack("!I", head)[0]:
+            body += conn.recv(1 << 20)
+        req = pickle.loads(body)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(s, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.chdir(req["cwd"])
+        os.environ.clear()
+        os.environ.update(req["env"])
+        sys.path[:] = req["path"]
+        sys.argv[:] = req["argv"]
+        conn.sendall(_frame(os.getpid()))
+        _watch_owner(also=req["client"])  # the job process gone (SIGKILL): stop too
+        status = execute(req["script"], usage=req["usage"])
+    except BaseException:  # noqa: BLE001
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(BaseException):
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            conn.sendall(_frame(status))
+        os._exit(status)
+
+
+# --- what a job tells about itself -------------------------------------------------------------
 
 def pid_note() -> str:
-    """The end of a job's first log line: its PID, the handle to signal it by (a forked job's
-    command line is the server's, not its script's)."""
+    """The end of a job's first log line: the PID of the process running the script, the
+    handle to signal it by (a forked job's command line is the server's, not its script's)."""
     return f"pid {os.getpid()}"
 
 
