@@ -68,22 +68,28 @@ def enter(snakemake) -> None:
     if _running:
         return
     script_file = sys.argv[0]  # the file Snakemake runs: its preamble, then the script
+    usage, lock = _usage_path(snakemake), _lock_path(snakemake)
     status = None
     if os.environ.get(WARM) == "1" and not _in_container():
-        status = _hand_over(script_file, _usage_path(snakemake))
+        status = _hand_over(script_file, usage, lock)
     if status is None:
-        status = execute(script_file, usage=_usage_path(snakemake))
+        status = execute(script_file, usage=usage, lock=lock)
     sys.exit(status)
 
 
-def execute(script_file: str, usage: str | None = None) -> int:
-    """Run a script's body in this process, watched by `_watch_owner`; its exit status."""
+def execute(script_file: str, usage: str | None = None, lock: str | None = None) -> int:
+    """Run a script's body in this process, watched by `_watch_owner`, as the sole writer of
+    its outputs (`lock`); its exit status."""
     global _running
     _running = True
     _watch_owner()
     start = time.perf_counter()
     try:
-        runpy.run_path(script_file, run_name="__main__")
+        with sole_writer(lock):
+            runpy.run_path(script_file, run_name="__main__")
+    except Busy as e:
+        print(f"[jobs] {e}", file=sys.stderr)
+        return 1
     except SystemExit as e:
         if e.code not in (None, 0):
             print(f"{Path(script_file).name}: exit {e.code}", file=sys.stderr)
@@ -95,6 +101,46 @@ def execute(script_file: str, usage: str | None = None) -> int:
     if usage:
         write_usage(usage, time.perf_counter() - start)
     return 0
+
+
+class Busy(RuntimeError):
+    """Another process is running the job that writes these outputs."""
+
+
+@contextlib.contextmanager
+def sole_writer(lock: str | Path | None):
+    """Hold `lock` (beside the job's first output) while the job runs. A second Snakemake on the
+    same results folder (after `--unlock`) would otherwise train the same cell, on the same
+    checkpoint, as the first; it is refused, naming the process that holds the cell."""
+    if lock is None:
+        yield
+        return
+    path = Path(lock)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise Busy(f"{path.name[:-5]} is being made by {holder}; refusing a second writer.\n"
+                       f"Wait for it, or stop that process first (lock: {path})") from None
+        f.truncate(0)
+        f.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)  # still held: no other writer can be between
+
+
+def _lock_path(snakemake) -> str | None:
+    try:
+        first = str(snakemake.output[0])
+    except (AttributeError, IndexError):
+        return None
+    return f"{first.rstrip('/')}.lock"
 
 
 def _usage_path(snakemake) -> str | None:
@@ -161,7 +207,7 @@ def _socket_dir() -> Path:
     return d
 
 
-def _hand_over(script_file: str, usage: str | None) -> int | None:
+def _hand_over(script_file: str, usage: str | None, lock: str | None) -> int | None:
     """Run the script in a child of the warm server: its exit status, or None if no server
     could be reached or started (the job then runs in its own process)."""
     sock = _connect()
@@ -169,7 +215,7 @@ def _hand_over(script_file: str, usage: str | None) -> int | None:
         return None
     request = {"script": str(Path(script_file).resolve()), "cwd": os.getcwd(),
                "env": dict(os.environ), "path": list(sys.path), "argv": list(sys.argv),
-               "client": os.getpid(), "usage": usage}
+               "client": os.getpid(), "usage": usage, "lock": lock}
     with sock:
         try:
             socket.send_fds(sock, [_frame(request)], [0, 1, 2])
@@ -329,7 +375,7 @@ def _child(conn: socket.socket) -> None:
         sys.argv[:] = req["argv"]
         conn.sendall(_frame(os.getpid()))
         _watch_owner(also=req["client"])  # the job process gone (SIGKILL): stop too
-        status = execute(req["script"], usage=req["usage"])
+        status = execute(req["script"], usage=req["usage"], lock=req["lock"])
     except BaseException:  # noqa: BLE001
         traceback.print_exc()
     finally:

@@ -64,10 +64,12 @@ class TrainResult:
 
 
 class TrainingInterrupted(SystemExit):
-    """Raised after SIGTERM once the checkpoint is written; exits with status 143 if uncaught."""
+    """Raised after SIGTERM (or SIGINT, Ctrl-C) once the checkpoint is written; exits with
+    status 128 + the signal's number if uncaught (143 for SIGTERM)."""
 
-    def __init__(self, iteration: int, checkpoint_path: str | None):
-        super().__init__(SIGTERM_EXIT_STATUS)
+    def __init__(self, iteration: int, checkpoint_path: str | None,
+                 status: int = SIGTERM_EXIT_STATUS):
+        super().__init__(status)
         self.iteration = iteration
         self.checkpoint_path = checkpoint_path
 
@@ -160,25 +162,28 @@ def stale_checkpoint(state: dict, fingerprint: str, ckpt: Path, log: Callable[[s
 
 
 class _SigtermFlag:
-    """Sets ``raised`` on SIGTERM (main thread only), restoring the previous handler on exit."""
+    """Sets ``raised`` (the signal's name) on SIGTERM or SIGINT (main thread only): Ctrl-C
+    checkpoints as SLURM's warning does. Restores the previous handlers on exit."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
-        self.raised = False
-        self._prev = None
-        self._installed = False
+        self.raised: str | None = None
+        self.status = SIGTERM_EXIT_STATUS
+        self._prev: dict = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._prev = signal.signal(signal.SIGTERM, self._handle)
-            self._installed = True
+            self._prev = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame):
-        self.raised = True
+        self.raised = signal.Signals(signum).name
+        self.status = 128 + signum
 
     def __exit__(self, *exc):
-        if self._installed:
-            signal.signal(signal.SIGTERM, self._prev if self._prev is not None else signal.SIG_DFL)
+        for s, prev in self._prev.items():
+            signal.signal(s, prev if prev is not None else signal.SIG_DFL)
 
 
 def _upgrade(state: dict) -> dict:
@@ -348,9 +353,9 @@ def run_training(stepper: Stepper, cfg, seeds: Sequence[int], n_train: int, devi
                 save_checkpoint()
             if sigterm.raised:
                 save_checkpoint()
-                log(f"{tag} SIGTERM: checkpoint written at iteration {it} to {ckpt}; exiting "
-                    f"with status {SIGTERM_EXIT_STATUS}, rerun to resume")
-                raise TrainingInterrupted(it, str(ckpt) if ckpt else None)
+                log(f"{tag} {sigterm.raised}: checkpoint written at iteration {it} to {ckpt}; "
+                    f"exiting with status {sigterm.status}, rerun to resume")
+                raise TrainingInterrupted(it, str(ckpt) if ckpt else None, sigterm.status)
         save_checkpoint()
 
     return [TrainResult(summary=summarize(histories[r], diverged[r],
