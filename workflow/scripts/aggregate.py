@@ -20,12 +20,16 @@ out = snakemake.output
 # files would leave none: the last table built without error is kept beside it.
 last_good = Path(out.csv).parent / "last-good"
 try:
-    df = A.build_table(table, p.rows.value, paper=A.load_paper(snakemake.input.paper), preset=p.preset)
+    df = A.build_table(
+        table, p.rows.value, paper=A.load_paper(snakemake.input.paper), preset=p.preset
+    )
 except ValueError as e:  # damaged or missing per-seed files, named in e
     if not (last_good / Path(out.csv).name).is_file():
         raise
-    raise ValueError(f"{e}\n{table} was not rebuilt; the last {table} built without error is "
-                     f"kept in {last_good}/") from None
+    raise ValueError(
+        f"{e}\n{table} was not rebuilt; the last {table} built without error is "
+        f"kept in {last_good}/"
+    ) from None
 title = f"{table_title(table, snakemake.config)} [{p.preset} preset]"
 A.write_table(df, out.csv, out.md, out.html, title=title, note=p.note)
 if table == "figure3":
