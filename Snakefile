@@ -17,7 +17,9 @@ from spp.tables import experiments as X  # noqa: E402
 from spp import paths as P  # noqa: E402
 from spp import codebase as CODE  # noqa: E402
 from spp import jobs as JOBS  # noqa: E402
-from spp.rule_params import Unlisted  # noqa: E402
+from spp.nets import catalog as NETS  # noqa: E402
+from spp.pruning import catalog as METHODS  # noqa: E402
+from spp.rule_params import ReportText, Unlisted  # noqa: E402
 
 _DEFAULTS = Path(workflow.basedir) / "config" / "config.yaml"
 # An edited config.yaml that does not parse: say where (Snakemake names neither file nor line).
@@ -37,7 +39,6 @@ if _PROBLEMS:
     raise ValueError("invalid config (every key: config/README.md):\n  " + "\n  ".join(_PROBLEMS))
 validate(config, "config/config.schema.yaml")
 
-import spp  # noqa: E402
 import spp.data.datasets  # noqa: E402
 
 # A custom preset must not inherit the quick preset's "smoke test" note.
@@ -47,9 +48,9 @@ config["preset_note"] = X.preset_note(config, _QUICK["preset_note"])
 # Semantics the schema cannot see (architecture names, registries, folders), before any job.
 X.validate(
     config,
-    architectures=spp.ARCHITECTURES,
-    init_schemes=spp.INIT_SCHEMES,
-    score_methods=spp.SCORE_METHODS,
+    architectures=NETS.ARCHITECTURES,
+    init_schemes=NETS.INIT_SCHEMES,
+    score_methods=METHODS.methods(after_training=False),
     datasets=spp.data.datasets.DATASETS,
     base_dir=workflow.basedir,
 )

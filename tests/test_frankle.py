@@ -14,6 +14,7 @@ import torch
 from spp.frankle import claims as FC
 from spp.frankle import runs as FK
 from spp.nets.models import prunable_parameters
+from spp.rule_params import ReportText
 
 
 def _rows(deltas: dict[str, float], base=10.0, seeds=(0, 1, 2), noise=0.1):
@@ -155,7 +156,7 @@ def test_unknown_method_or_ablation_is_listed():
 
 
 def test_report_text_reads_the_file_when_rendered(tmp_path):
-    t = FK.ReportText(str(tmp_path / "claim.txt"))
+    t = ReportText(str(tmp_path / "claim.txt"))
     assert "not built yet" in str(t)
     (tmp_path / "claim.txt").write_text("measured words\n")
     assert str(t) == "measured words" and "claim.txt" in repr(t)

@@ -174,11 +174,13 @@ def test_score_in_context_reads_data_only_for_data_methods_and_names_missing_con
 
 def test_a_new_method_is_its_function_and_registry_entry(monkeypatch):
     """What the README's recipe promises: register it, and the facts and `score` know it."""
-    from spp.pruning import scores
+    from spp.pruning import catalog, scores
 
-    monkeypatch.setattr(scores, "_REGISTRY", dict(scores._REGISTRY))
+    scores.methods()
+    monkeypatch.setattr(scores, "_FUNCTIONS", dict(scores._FUNCTIONS))
+    monkeypatch.setitem(catalog.METHODS, "negmag", catalog.Method("negmag", needs_data=False))
 
-    @scores.register("negmag", needs_data=False)
+    @scores.register("negmag")
     def negative_magnitude(model, batches=None):
         return {n: -p.detach().abs() for n, p in prunable_parameters(model).items()}
 
@@ -188,7 +190,10 @@ def test_a_new_method_is_its_function_and_registry_entry(monkeypatch):
     ref = spp.score(model, "magnitude")
     assert all(torch.equal(got[k], -ref[k]) for k in ref)
     with pytest.raises(ValueError, match="registered twice"):
-        scores.register("negmag", needs_data=False)(negative_magnitude)
+        scores.register("negmag")(negative_magnitude)
+    with pytest.raises(ValueError, match=r"takes options \('scale',\), spp.pruning.catalog says \(\)"):
+        monkeypatch.setitem(catalog.METHODS, "neg2", catalog.Method("neg2", needs_data=False))
+        scores.register("neg2")(lambda model, batches=None, scale=1.0: {})
 
 
 def test_the_registry_loads_every_module_of_the_pruning_package():

@@ -68,7 +68,7 @@ def _mirror():
 
 def _score_inputs(wc):
     inputs = {"init": net_dir("init", wc)}
-    if spp.pruning.scores.needs_data(X.parse_score_token(wc.score)["method"]):
+    if METHODS.needs_data(X.parse_score_token(wc.score)["method"]):
         inputs["data"] = data_file(wc.dataset)
     return inputs
 

@@ -138,7 +138,7 @@ if FRANKLE_ENABLED:
             note=config.get("preset_note", ""),
             # Read by the report caption when `snakemake --report` renders it (not a rerun
             # trigger: Snakemake only compares plain-value params).
-            claim=FK.ReportText(f"{R}/figures/frankle_claim.txt"),
+            claim=ReportText(f"{R}/figures/frankle_claim.txt"),
         log:
             f"{R}/logs/frankle_figure.log",
         conda:

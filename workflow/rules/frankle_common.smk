@@ -1,7 +1,7 @@
 # Frankle et al. 2021: configuration and helper functions of frankle.smk (kept apart from
 # the rules, as Snakemake's linter asks).
 
-from spp.frankle import runs as FK
+from spp.frankle import grid as FK
 
 FRANKLE = config.get("frankle") or {}
 
@@ -10,7 +10,7 @@ FRANKLE_ENABLED = bool(FRANKLE.get("enabled", True))
 if FRANKLE_ENABLED:
     FK.check_names(FRANKLE["methods"], FRANKLE["ablations"])
     FR_SEEDS = list(FRANKLE.get("seeds") or config["seeds"])
-    # The methods' options set in the config (each a Method.options name of spp.pruning.scores).
+    # The methods' options set in the config (each a Method.options name of spp.pruning.catalog).
     FR_OPTIONS = {"grasp": {"temperature": float(FRANKLE["grasp_temperature"])},
                   "synflow": {"iterations": int(FRANKLE["synflow_iterations"])}}
     FR_SPARSITIES = [float(s) for s in FRANKLE["sparsities"]]
@@ -55,7 +55,7 @@ if FRANKLE_ENABLED:
     def _fr_inputs(wc):
         n, net = _fr_entry(wc)
         inputs = {"init": net.stage_dir(R, "init"), "data": data_file(wc.dataset)}
-        if FK.method_info(wc.method).after_training:  # scores the trained dense network
+        if METHODS.method_info(wc.method).after_training:  # scores the trained dense network
             key = (wc.dataset, wc.model, wc.init)
             inputs["dense"] = _fr_dense(key, _fr_part(wc)[1], "pt")
             inputs["rewind"] = _fr_dense(key, _fr_part(wc)[1], "rewind.pt")

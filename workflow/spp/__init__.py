@@ -11,12 +11,38 @@ The library behind the Snakemake workflow; usable on its own::
     spp.approximate_isometry(model, mask)
 """
 
-from spp.nets.initializers import INIT_SCHEMES, initialize
-from spp.nets.models import ARCHITECTURES, build_model, prunable_parameters
-from spp.pruning.masks import apply_mask, global_mask, layer_sparsity
-from spp.pruning.scores import SCORE_METHODS, score
-from spp.signal.isometry import approximate_isometry, orthogonality_score
-from spp.signal.jacobian import jacobian_singular_values
+import importlib
+
+# Names resolved on first use (PEP 562): `import spp.paths` or the Snakefile's parse-time
+# imports must not load torch, which a controller that deploys each job's software lacks.
+_WHERE = {
+    "INIT_SCHEMES": "spp.nets.initializers",
+    "initialize": "spp.nets.initializers",
+    "ARCHITECTURES": "spp.nets.models",
+    "build_model": "spp.nets.models",
+    "prunable_parameters": "spp.nets.models",
+    "apply_mask": "spp.pruning.masks",
+    "global_mask": "spp.pruning.masks",
+    "layer_sparsity": "spp.pruning.masks",
+    "SCORE_METHODS": "spp.pruning.scores",
+    "score": "spp.pruning.scores",
+    "approximate_isometry": "spp.signal.isometry",
+    "orthogonality_score": "spp.signal.isometry",
+    "jacobian_singular_values": "spp.signal.jacobian",
+}
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'spp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_WHERE])
+
 
 __all__ = [
     "ARCHITECTURES",

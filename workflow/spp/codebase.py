@@ -5,7 +5,9 @@ Snakemake reruns a `script:` job when its script changes (mtime), not when a mod
 imports does. The digest follows the script's imports statically (`ast`, no torch needed, so the
 Snakefile parses with Snakemake alone): every `spp` module and every sibling module of the
 script (`_common`) it imports anywhere, function bodies included, transitively, with the
-`__init__.py` of each package on the way, since Python runs those too. A module that imports a
+`__init__.py` of each package on the way, since Python runs those too. The names `spp` exports
+lazily (its `_WHERE`) count as imports of the module that defines them, where a script takes
+them from `spp` (`import spp`, `from spp import score`). A module that imports a
 whole package's modules by name at run time says so in `LOADS_PACKAGE`. What only decides how a
 job is run, not what it computes (`NOT_RESULTS`), is left out: an edit there reruns nothing.
 """
@@ -36,9 +38,10 @@ def files(script: Path, library_parent: Path) -> tuple[Path, ...]:
     """`script` and the files of the modules it imports, transitively, in a stable order."""
     seen: dict[str, Path] = {}
     todo: list[tuple[str | None, Path]] = [(None, script)]
+    lazy = _lazy_exports(library_parent)
     while todo:
         name, path = todo.pop()
-        for module in _imports(path, name):
+        for module in _imports(path, name, lazy):
             for m in [module, *_package_modules(LOADS_PACKAGE.get(module), library_parent)]:
                 if m in seen or m in NOT_RESULTS:
                     continue
@@ -49,7 +52,20 @@ def files(script: Path, library_parent: Path) -> tuple[Path, ...]:
     return (script, *sorted(set(seen.values()) - {script}))
 
 
-def _imports(path: Path, module: str | None) -> list[str]:
+def _lazy_exports(library_parent: Path) -> dict[str, str]:
+    """`spp._WHERE`, read without running it: exported name -> the module that defines it."""
+    init = library_parent / LIBRARY / "__init__.py"
+    if not init.is_file():
+        return {}
+    for node in ast.walk(ast.parse(init.read_text(), filename=str(init))):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "_WHERE" for t in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    return {}
+
+
+def _imports(path: Path, module: str | None, lazy: dict[str, str]) -> list[str]:
     """Modules `path` imports (with their parent packages), anywhere in the file."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names: list[str] = []
@@ -57,12 +73,16 @@ def _imports(path: Path, module: str | None) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names += [a.name for a in node.names]
+            if any(a.name == LIBRARY for a in node.names):  # `spp.<name>` reaches every export
+                names += sorted(set(lazy.values()))
         elif isinstance(node, ast.ImportFrom):
             base = _absolute(node, package)
             if base is None:
                 continue
             names.append(base)
             names += [f"{base}.{a.name}" for a in node.names]  # kept if a module
+            if base == LIBRARY:
+                names += [lazy[a.name] for a in node.names if a.name in lazy]
     out = []
     for n in names:
         parts = n.split(".")

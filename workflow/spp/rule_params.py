@@ -16,3 +16,22 @@ class Unlisted:
         return f"<{self.label or type(self.value).__name__}>"
 
     __str__ = __repr__
+
+
+class ReportText:
+    """A text file's content, read when rendered (``str``): lets a report caption quote text that
+    is computed after the workflow ran. Its repr names only the path, so as a Snakemake param it
+    never makes a rule rerun."""
+
+    def __init__(self, path: str):
+        self.path = str(path)
+
+    def __repr__(self) -> str:
+        return f"ReportText({self.path!r})"
+
+    def __str__(self) -> str:
+        try:
+            with open(self.path) as f:
+                return f.read().strip()
+        except OSError:
+            return f"(not built yet: {self.path})"

@@ -30,20 +30,22 @@ import pandas as pd
 import torch
 from torch import nn
 
+from spp.frankle.grid import (
+    AT_INIT,
+    METHODS,
+    PAPER_METHODS,
+    UNABLATED,
+    ablations_for,
+    check_names,
+)
 from spp.pruning.ablations import ABLATIONS, ablate, collapsed_layers
+
+__all__ = ["ABLATIONS", "AT_INIT", "METHODS", "PAPER_METHODS", "UNABLATED", "ablations_for",
+           "aggregate", "check_names", "figure", "method_scores", "run_cells"]
 from spp.pruning.masks import global_mask, weights_only
-from spp.pruning.scores import method_info, methods, score_in_context
+from spp.pruning.scores import method_info, score_in_context
 from spp.train.training import TrainConfig
 
-# Every registered pruning method can run here (the loop supplies any context a method takes):
-# the paper's six in its order (figures, legends), then any other, by name.
-PAPER_METHODS = ("snip", "grasp", "synflow", "magnitude", "magnitude-after-training", "random")
-METHODS: tuple[str, ...] = tuple(sorted(
-    methods(), key=lambda m: (PAPER_METHODS.index(m) if m in PAPER_METHODS else 99, m)))
-UNABLATED = ("random",)
-# The methods at initialization whose ablations the paper tests.
-AT_INIT = tuple(m for m in PAPER_METHODS
-                if not method_info(m).after_training and m not in UNABLATED)
 REINIT_SEED_OFFSET = 1_000_003
 
 KEYS = ["network", "method", "ablation", "sparsity"]
@@ -52,21 +54,6 @@ METRICS = ["error", "error_paper_protocol", "final_error"]
 # reports accuracy (its runs train on the validation images too, so none is held out to select by).
 METRIC = "final_error"
 TRAIN_SPLITS = ("all", "train")
-
-
-def check_names(methods: Iterable[str], ablations: Iterable[str]) -> None:
-    """ValueError naming any unknown method or ablation, with the valid names."""
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        raise ValueError(f"unknown Frankle method(s) {bad}; valid: {', '.join(METHODS)}")
-    bad = [a for a in ablations if a not in ABLATIONS]
-    if bad:
-        raise ValueError(f"unknown ablation(s) {bad}; valid: {', '.join(ABLATIONS)}")
-
-
-def ablations_for(method: str, ablations: Sequence[str]) -> list[str]:
-    """The ablations run for ``method`` (``random`` only unablated)."""
-    return ["none"] if method in UNABLATED else list(ablations)
 
 
 def method_scores(
@@ -281,22 +268,3 @@ def figure(table: pd.DataFrame, metric: str = METRIC, note: str = ""):
         fig.suptitle(note, fontsize=9)
     fig.tight_layout()
     return fig
-
-
-class ReportText:
-    """A text file's content, read when rendered (``str``): lets a report caption quote text that
-    is computed after the workflow ran. Its repr names only the path, so as a Snakemake param it
-    never makes a rule rerun."""
-
-    def __init__(self, path: str):
-        self.path = str(path)
-
-    def __repr__(self) -> str:
-        return f"ReportText({self.path!r})"
-
-    def __str__(self) -> str:
-        try:
-            with open(self.path) as f:
-                return f.read().strip()
-        except OSError:
-            return f"(not built yet: {self.path})"

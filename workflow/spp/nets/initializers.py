@@ -29,9 +29,9 @@ import torch
 from torch import nn
 
 from spp.nets._conv_orthogonal import conv_orthogonal_kernel, orthogonal_matrix
+from spp.nets.catalog import INIT_SCHEMES
 
-INIT_SCHEMES: tuple[str, ...] = ("vs-lecun", "vs-glorot", "vs-he", "sg", "orthogonal",
-                                 "kaiming-normal")
+__all__ = ["INIT_SCHEMES", "fans", "initialize"]
 
 
 def fans(weight: torch.Tensor) -> tuple[int, int]:

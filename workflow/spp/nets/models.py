@@ -29,16 +29,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from numbers import Integral
 
 import torch
 from torch import nn
 
-from spp.nets import lth_models
+from spp.nets import catalog, lth_models
+from spp.nets.catalog import ACTIVATIONS, ARCHITECTURES, arch_family
+
+__all__ = ["ACTIVATIONS", "ARCHITECTURES", "arch_family", "build_model", "prunable_parameters"]
 
 # Activation names. lrelu uses slope 0.2, TensorFlow's tf.nn.leaky_relu default, as the original.
-ACTIVATIONS: tuple[str, ...] = ("linear", "tanh", "relu", "lrelu", "selu")
 LRELU_SLOPE = 0.2
 CONV_ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "lrelu", "selu")
 MLP_WIDTH = 100
@@ -327,50 +328,18 @@ def _build_wrn(m, shape, num_classes, activation, width) -> nn.Module:
     )
 
 
-@dataclass(frozen=True)
-class Arch:
-    """One family of architecture names: its pattern, its builder, and which names are valid
-    (the config check uses it before any job; the builder raises the detailed error)."""
-
-    family: str  # the name in ARCHITECTURES
-    pattern: re.Pattern
-    build: Callable[..., nn.Module]
-    valid: Callable[[re.Match], bool] = lambda m: True
-
-
-# First full match wins. A new network is its builder and one entry here.
-_REGISTRY: tuple[Arch, ...] = (
-    Arch("mlp-K-ACT", re.compile(r"mlp-(\d+)-([a-z]+)"), _build_mlp,
-         lambda m: int(m.group(1)) >= 1 and m.group(2) in ACTIVATIONS),
-    Arch("lenet300", re.compile(r"lenet300"), _build_lenet300),
-    Arch("vgg16", re.compile(r"vgg16"), _build_vgg),
-    Arch("resnetD", re.compile(r"resnet(\d+)"), _build_resnet,
-         lambda m: int(m.group(1)) >= 8 and (int(m.group(1)) - 2) % 6 == 0),
-    # Any 6n+4 depth builds; the paper's tables (and so the config check) use WRN-16 only.
-    Arch("wrn-16-k", re.compile(r"wrn-(\d+)-(\d+)"), _build_wrn,
-         lambda m: m.group(1) == "16" and int(m.group(2)) >= 1),
-    # Frankle et al. 2021's networks, by their OpenLTH names (spp.nets.lth_models).
-    Arch("cifar-resnet-N", re.compile(r"cifar-resnet-(\d+)"), lth_models.build_resnet,
-         lambda m: int(m.group(1)) >= 8 and (int(m.group(1)) - 2) % 6 == 0),
-    Arch("cifar-vgg-N", re.compile(r"cifar-vgg-(\d+)"), lth_models.build_vgg,
-         lambda m: int(m.group(1)) in lth_models.VGG_PLANS),
-    Arch("mnist-lenet-N1-N2", re.compile(r"mnist-lenet-(\d+(?:-\d+)*)"), lth_models.build_lenet),
-    Arch("tiny-resnet-18", re.compile(r"tiny-resnet-18"), lth_models.build_tiny_resnet18),
-)
-ARCHITECTURES: tuple[str, ...] = tuple(a.family for a in _REGISTRY)
-_NAMES_HELP = ("mlp-K-ACT (ACT in linear/tanh/relu/lrelu/selu), lenet300, vgg16, resnetD "
-               "(D = 6n+2, e.g. resnet20, resnet32), wrn-16-k (e.g. wrn-16-6); OpenLTH's "
-               "cifar-resnet-N (e.g. cifar-resnet-20), cifar-vgg-N (11/13/16/19), "
-               "mnist-lenet-N1-N2 (e.g. mnist-lenet-300-100), tiny-resnet-18")
-
-
-def arch_family(arch: str) -> str:
-    """The family in ARCHITECTURES an architecture name belongs to; ValueError if none."""
-    for a in _REGISTRY:
-        m = a.pattern.fullmatch(str(arch))
-        if m and a.valid(m):
-            return a.family
-    raise ValueError(f"unknown architecture {arch!r}; valid: {_NAMES_HELP}")
+# The builder of each family in spp.nets.catalog (a new network is its entry there and one here).
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "mlp-K-ACT": _build_mlp,
+    "lenet300": _build_lenet300,
+    "vgg16": _build_vgg,
+    "resnetD": _build_resnet,
+    "wrn-16-k": _build_wrn,
+    "cifar-resnet-N": lth_models.build_resnet,
+    "cifar-vgg-N": lth_models.build_vgg,
+    "mnist-lenet-N1-N2": lth_models.build_lenet,
+    "tiny-resnet-18": lth_models.build_tiny_resnet18,
+}
 
 
 def build_model(
@@ -393,11 +362,11 @@ def build_model(
         raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
     if not isinstance(arch, str):
         raise ValueError(f"arch must be a string, got {arch!r}; valid: {', '.join(ARCHITECTURES)}")
-    for a in _REGISTRY:
-        m = a.pattern.fullmatch(arch)
-        if m:
-            return a.build(m, shape, int(num_classes), activation, float(width))
-    raise ValueError(f"unknown architecture {arch!r}; valid: {_NAMES_HELP}")
+    found = catalog.match(arch)
+    if found is None:
+        raise ValueError(f"unknown architecture {arch!r}; valid: {catalog.NAMES_HELP}")
+    family, m = found
+    return _BUILDERS[family.name](m, shape, int(num_classes), activation, float(width))
 
 
 def prunable_parameters(model: nn.Module, biases: bool = True) -> dict[str, nn.Parameter]:

@@ -23,9 +23,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from spp.pruning.catalog import ABLATIONS
 from spp.pruning.masks import global_mask
 
-ABLATIONS: tuple[str, ...] = ("none", "shuffle", "reinit", "invert")
+__all__ = ["ABLATIONS", "ablate", "collapsed_layers"]
 
 
 def _check_mask(mask) -> None:

@@ -67,7 +67,7 @@ def hessian_gradient_product(
     return g, hg
 
 
-@register("grasp", needs_data=True)
+@register("grasp")
 def grasp_scores(
     model: nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None,

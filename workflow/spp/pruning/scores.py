@@ -1,85 +1,57 @@
-"""Pruning methods: one registry holding each method's function and the facts callers need.
+"""Pruning methods: the function of each method in ``spp.pruning.catalog``, and ``score``.
 
 A score method is a function ``fn(model, batches, **options) -> {param_name: tensor}`` over the
-prunable parameters; higher means keep. Register it with ``@register(name, needs_data=...,
-context=...)`` in a module of this package (`_load_methods` imports them all). The facts are what
-the workflow plans with: whether the method reads the scoring data (else its mask is the same on any
-dataset, and the score stage gets no data), which per-run values the caller must supply
-(``context``: a seed, the target sparsity, the input shape, the inversion ablation), and whether
-it scores trained weights (``after_training``: a variant of a method at initialization).
+prunable parameters; higher means keep. A new method is its entry in the catalog (its facts) and
+a module of this package with the function under ``@register(name)``; `_load_methods` imports
+every module here, so nothing else names it.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from spp.pruning.catalog import CONTEXT, Method, method_info, methods, needs_data
+
+__all__ = ["CONTEXT", "Method", "method_info", "methods", "needs_data", "register", "score",
+           "score_in_context"]
+
 ScoreFn = Callable[..., dict[str, torch.Tensor]]
-CONTEXT = ("seed", "sparsity", "input_shape", "invert")  # per-run values a caller can supply
+_FUNCTIONS: dict[str, ScoreFn] = {}
 
 
-@dataclass(frozen=True)
-class Method:
-    name: str
-    fn: ScoreFn
-    needs_data: bool
-    context: tuple[str, ...] = ()
-    after_training: bool = False
-    base: str = ""  # the registered function's name (a variant's method at initialization)
-
-    @property
-    def options(self) -> tuple[str, ...]:
-        """The keyword options a user may set (the function's, less the caller's context)."""
-        params = list(inspect.signature(self.fn).parameters.values())[2:]
-        return tuple(p.name for p in params
-                     if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name not in CONTEXT)
-
-
-_REGISTRY: dict[str, Method] = {}
-
-
-def register(name: str, *, needs_data: bool, context: tuple[str, ...] = ()
-             ) -> Callable[[ScoreFn], ScoreFn]:
-    bad = sorted(set(context) - set(CONTEXT))
-    if bad:
-        raise ValueError(f"score method {name!r}: unknown context {bad}; valid: {CONTEXT}")
+def register(name: str) -> Callable[[ScoreFn], ScoreFn]:
+    """Bind ``fn`` to the catalog's method ``name``: its options must be the catalog's."""
+    info = method_info(name)
+    if info.after_training:
+        raise ValueError(f"score method {name!r} scores with {info.base!r}'s function")
 
     def add(fn: ScoreFn) -> ScoreFn:
-        if name in _REGISTRY:
+        if name in _FUNCTIONS:
             raise ValueError(f"score method {name!r} is registered twice")
-        _REGISTRY[name] = Method(name, fn, needs_data, tuple(context), base=name)
+        params = list(inspect.signature(fn).parameters.values())[2:]
+        options = tuple(p.name for p in params
+                        if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name not in CONTEXT)
+        if options != info.options:
+            raise ValueError(f"score method {name!r}: {fn.__name__} takes options {options}, "
+                             f"spp.pruning.catalog says {info.options}")
+        _FUNCTIONS[name] = fn
         return fn
 
     return add
 
 
-def register_after_training(name: str, of: str) -> None:
-    """``name`` is method ``of`` applied to the trained weights (Frankle et al.'s ablation)."""
-    m = _REGISTRY[of]
-    _REGISTRY[name] = Method(name, m.fn, m.needs_data, m.context, after_training=True, base=of)
-
-
-def method_info(name: str) -> Method:
+def function(method: str) -> ScoreFn:
+    """The function that scores ``method`` (a variant's: its base method's)."""
+    base = method_info(method).base
     _load_methods()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown score method {name!r}; valid methods: {', '.join(methods())}")
-    return _REGISTRY[name]
-
-
-def methods(after_training: bool | None = None) -> tuple[str, ...]:
-    """Registered method names (``after_training``: only those scoring trained / initial
-    weights), sorted."""
-    _load_methods()
-    return tuple(sorted(n for n, m in _REGISTRY.items()
-                        if after_training is None or m.after_training == after_training))
-
-
-def needs_data(method: str) -> bool:
-    return method_info(method).needs_data
+    if base not in _FUNCTIONS:
+        raise ValueError(f"score method {base!r} is in spp.pruning.catalog but no module of "
+                         "spp.pruning registers its function")
+    return _FUNCTIONS[base]
 
 
 def score(
@@ -90,13 +62,13 @@ def score(
 ) -> dict[str, torch.Tensor]:
     """Score every prunable weight of ``model`` with ``method``; higher means keep. ``options``
     are the method's options and any of its context values."""
-    info = method_info(method)
+    fn = function(method)
     from spp.nets.models import prunable_parameters
 
     if not prunable_parameters(model):
         raise ValueError(f"{type(model).__name__} has no linear or conv layer: nothing to score "
                          "or prune")
-    params = list(inspect.signature(info.fn).parameters.values())[2:]
+    params = list(inspect.signature(fn).parameters.values())[2:]
     allowed = [p.name for p in params]
     open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
     unknown = sorted(set(options) - set(allowed))
@@ -105,7 +77,7 @@ def score(
             f"unknown option(s) {', '.join(unknown)} for score method {method!r}; "
             f"valid options: {', '.join(allowed) or 'none'}"
         )
-    return info.fn(model, batches, **options)
+    return fn(model, batches, **options)
 
 
 def score_in_context(model: nn.Module, method: str, *, batches: Callable[[], Iterable] | None,
@@ -123,8 +95,8 @@ def score_in_context(model: nn.Module, method: str, *, batches: Callable[[], Ite
 
 
 def _load_methods() -> None:
-    # Every module of this package, for its @register side effects: a new method is one module
-    # here. Lazy, so that those modules may import this one.
+    # Every module of this package, for its @register side effects. Lazy, so that those modules
+    # may import this one.
     import importlib
     import pkgutil
 
@@ -132,9 +104,6 @@ def _load_methods() -> None:
 
     for m in pkgutil.iter_modules(spp.pruning.__path__):
         importlib.import_module(f"spp.pruning.{m.name}")
-
-    if "magnitude-after-training" not in _REGISTRY:
-        register_after_training("magnitude-after-training", of="magnitude")
 
 
 def __getattr__(name: str):

@@ -38,7 +38,7 @@ class _EvalMode:
             m.training = training
 
 
-@register("snip", needs_data=True)
+@register("snip")
 def connection_sensitivity(
     model: nn.Module, batches: Batches | None, loss: str = "supervised"
 ) -> dict[str, torch.Tensor]:
@@ -74,7 +74,7 @@ def connection_sensitivity(
     return {name: acc.abs() for name, acc in zip(names, g, strict=True)}
 
 
-@register("random", needs_data=False, context=("seed",))
+@register("random")
 def random_scores(
     model: nn.Module, batches: Batches | None = None, seed: int = 0
 ) -> dict[str, torch.Tensor]:
@@ -88,7 +88,7 @@ def random_scores(
     }
 
 
-@register("magnitude", needs_data=False)
+@register("magnitude")
 def magnitude_scores(model: nn.Module, batches: Batches | None = None) -> dict[str, torch.Tensor]:
     """``|w|``: magnitude pruning of the weights as they are (at init, or after training)."""
     return {name: p.detach().abs().clone() for name, p in prunable_parameters(model).items()}

@@ -136,7 +136,7 @@ def synflow_rounds(
     return keep_scores, mask, flows
 
 
-@register("synflow", needs_data=False, context=("sparsity", "input_shape", "invert"))
+@register("synflow")
 def synflow_scores(
     model: nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None,

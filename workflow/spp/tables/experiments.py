@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from spp import paths
-from spp.nets.models import arch_family  # the config check's name for spp.nets.models' registry
-from spp.pruning import scores
+from spp.nets.catalog import arch_family
+from spp.pruning import catalog as scores
 
 # Paper row names of Tables 2 and 3 -> (init scheme, repair).
 ROW_INITS: dict[str, tuple[str, str]] = {
