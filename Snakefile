@@ -26,7 +26,9 @@ _DEFAULTS = Path(workflow.basedir) / "config" / "config.yaml"
 if (_BAD_YAML := X.yaml_problem(_DEFAULTS)) is not None:
     raise ValueError(_BAD_YAML)
 
+
 configfile: str(_DEFAULTS)
+
 
 # `--config seeds=[0,1]` gives strings inside lists and dicts: numbers again before the schema
 # (the command line's values only; a config file's strings stay as written).
@@ -66,10 +68,13 @@ TABLES = X.expand(config)  # table name -> rows, each with the Nets it needs
 NETS = X.all_nets(TABLES)  # distinct Net -> seeds (shared work appears once)
 ALL_TARGETS = []  # rule files append what `snakemake` with no target builds
 
+
 report: "report/workflow.rst"
+
 
 # The image for `--sdm apptainer`, built from envs/Dockerfile (the conda environment of every rule).
 container: config["container"]
+
 
 wildcard_constraints:
     dataset=r"[a-z0-9-]+",
@@ -80,6 +85,7 @@ wildcard_constraints:
     sparsity=r"[0-9.e+-]+",
     repair=r"none|ai|reinit-[a-z-]+",
     seed=r"\d+",
+
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"

@@ -28,8 +28,15 @@ if CORE_TABLES:
                 category="Tables",
                 labels={"table": "{table}", "format": "HTML"},
             ),
+        log:
+            f"{R}/logs/tables/{{table}}.log",
         wildcard_constraints:
             table="|".join(CORE_TABLES),
+        localrule: True
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES,
         params:
             code=script_code("aggregate.py"),
             rows_digest=lambda wc: rows_digest(wc.table),
@@ -37,13 +44,6 @@ if CORE_TABLES:
             preset=config["preset"],
             note=config["preset_note"],
             table=lambda wc: wc.table,
-        log:
-            f"{R}/logs/tables/{{table}}.log",
-        localrule: True
-        conda:
-            CONDA_ENV
-        envmodules:
-            *ENVMODULES
         script:
             "../scripts/aggregate.py"
 
@@ -75,6 +75,13 @@ if "figure3" in TABLES:
                 labels={"figure": "figure3", "format": "PNG"},
             ),
             svg=f"{R}/figures/figure3.svg",
+        log:
+            f"{R}/logs/tables/figure3.log",
+        localrule: True
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES,
         params:
             code=script_code("aggregate.py"),
             rows_digest=rows_digest("figure3"),
@@ -82,13 +89,6 @@ if "figure3" in TABLES:
             preset=config["preset"],
             note=config["preset_note"],
             table="figure3",
-        log:
-            f"{R}/logs/tables/figure3.log",
-        localrule: True
-        conda:
-            CONDA_ENV
-        envmodules:
-            *ENVMODULES
         script:
             "../scripts/aggregate.py"
 

@@ -5,17 +5,17 @@
 rule data:
     output:
         f"{R}/data/{{dataset}}.pt",
-    params:
-        code=script_code("data.py"),
-        source=config["data"]["source"],
-        mirror=_mirror(),
-        raw_dir=lambda wc: f"{R}/data/raw/{wc.dataset}",
     log:
         f"{R}/logs/data/{{dataset}}.log",
         usage=f"{R}/benchmarks/data/{{dataset}}.tsv",
     conda:
         CONDA_ENV
     envmodules:
-        *ENVMODULES
+        *ENVMODULES,
+    params:
+        code=script_code("data.py"),
+        source=config["data"]["source"],
+        mirror=_mirror(),
+        raw_dir=lambda wc: f"{R}/data/raw/{wc.dataset}",
     script:
         "../scripts/data.py"

@@ -19,8 +19,14 @@ if FIG["enabled"]:
             data=data_file(FIG_DATASET),
         output:
             f"{FIG_DATA}/figure1_{{activation}}.pt",
+        log:
+            f"{R}/logs/figures/figure1_{{activation}}.log",
         wildcard_constraints:
             activation=r"[a-z]+",
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES,
         params:
             code=script_code("figure1_data.py"),
             sparsities=FIG["figure1"]["sparsities"],
@@ -29,12 +35,6 @@ if FIG["enabled"]:
             gamma=FIG["figure1"]["gamma"],
             batch_size=FIG["batch_size"],
             examples=FIG["scoring_examples"],
-        log:
-            f"{R}/logs/figures/figure1_{{activation}}.log",
-        conda:
-            CONDA_ENV
-        envmodules:
-            *ENVMODULES
         script:
             "../scripts/figure1_data.py"
 
@@ -49,6 +49,13 @@ if FIG["enabled"]:
                 labels={"figure": "Figure 1", "format": "PNG"},
             ),
             svg=f"{R}/figures/figure1.svg",
+        log:
+            f"{R}/logs/figures/figure1.log",
+        localrule: True
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES,
         params:
             code=script_code("figure1.py"),
             activations=FIG["figure1"]["activations"],
@@ -56,13 +63,6 @@ if FIG["enabled"]:
             init=FIG["figure1"]["init"],
             dataset=FIG_DATASET,
             preset=config["preset"],
-        log:
-            f"{R}/logs/figures/figure1.log",
-        localrule: True
-        conda:
-            CONDA_ENV
-        envmodules:
-            *ENVMODULES
         script:
             "../scripts/figure1.py"
 
@@ -79,21 +79,21 @@ if FIG["enabled"]:
             data=data_file(FIG_DATASET),
         output:
             f"{FIG_DATA}/figure2a_{{activation}}.csv",
+        log:
+            f"{R}/logs/figures/figure2a_{{activation}}.log",
         wildcard_constraints:
             activation=r"[a-z]+",
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES,
         params:
+            **_FIG2_COMMON,
             code=script_code("figure2_data.py"),
             panel="a",
             methods=FIG["figure2"]["methods"],
             sparsities=FIG["figure2"]["sparsities"],
             jacobian_examples=FIG["jacobian_examples"],
-            **_FIG2_COMMON,
-        log:
-            f"{R}/logs/figures/figure2a_{{activation}}.log",
-        conda:
-            CONDA_ENV
-        envmodules:
-            *ENVMODULES
         script:
             "../scripts/figure2_data.py"
 
@@ -102,22 +102,22 @@ if FIG["enabled"]:
             data=data_file(FIG_DATASET),
         output:
             f"{FIG_DATA}/figure2b_{{activation}}.csv",
+        log:
+            f"{R}/logs/figures/figure2b_{{activation}}.log",
         wildcard_constraints:
             activation=r"[a-z]+",
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES,
+        resources:
+            gpu=GPU,
         params:
+            **_FIG2_COMMON,
             code=script_code("figure2_data.py"),
             panel="b",
             training=FIG["figure2"]["training"],
             device=config["device"],
-            **_FIG2_COMMON,
-        resources:
-            gpu=GPU,
-        log:
-            f"{R}/logs/figures/figure2b_{{activation}}.log",
-        conda:
-            CONDA_ENV
-        envmodules:
-            *ENVMODULES
         script:
             "../scripts/figure2_data.py"
 
@@ -140,6 +140,13 @@ if FIG["enabled"]:
                 labels={"figure": "Figure 2b", "format": "PNG"},
             ),
             b_svg=f"{R}/figures/figure2b.svg",
+        log:
+            f"{R}/logs/figures/figure2.log",
+        localrule: True
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES,
         params:
             code=script_code("figure2.py"),
             title_a=f"Figure 2a: signal propagation in pruned MLPs [{config['preset']} preset]",
@@ -147,13 +154,6 @@ if FIG["enabled"]:
                 f"Figure 2b: training at κ={100 * FIG['figure2']['training']['sparsity']:.0f}% "
                 f"[{config['preset']} preset]"
             ),
-        log:
-            f"{R}/logs/figures/figure2.log",
-        localrule: True
-        conda:
-            CONDA_ENV
-        envmodules:
-            *ENVMODULES
         script:
             "../scripts/figure2.py"
 
@@ -173,8 +173,15 @@ if FIG["training_curves"]:
                 labels={"table": "{table}", "format": "PNG"},
             ),
             svg=f"{R}/figures/training_{{table}}.svg",
+        log:
+            f"{R}/logs/figures/training_{{table}}.log",
         wildcard_constraints:
             table="|".join(TABLES) or "(?!)",
+        localrule: True
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES,
         params:
             code=script_code("figure_training_curves.py"),
             table=lambda wc: wc.table,
@@ -182,13 +189,6 @@ if FIG["training_curves"]:
             rows=lambda wc: table_rows_param(wc.table),
             title=lambda wc: wc.table.replace("table", "Table ").replace("figure", "Figure "),
             preset=config["preset"],
-        log:
-            f"{R}/logs/figures/training_{{table}}.log",
-        localrule: True
-        conda:
-            CONDA_ENV
-        envmodules:
-            *ENVMODULES
         script:
             "../scripts/figure_training_curves.py"
 
@@ -205,20 +205,20 @@ rule paper_layout:
             category="Tables",
             labels={"table": "{table}", "format": "paper layout"},
         ),
+    log:
+        f"{R}/logs/report/{{table}}_paper_layout.log",
     wildcard_constraints:
         table="|".join(REPORT_TABLES) or "(?!)",
+    localrule: True
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES,
     params:
         code=script_code("report_table.py"),
         table=lambda wc: wc.table,
         preset=config["preset"],
         comparable=FIG["summary"]["comparable"],
-    log:
-        f"{R}/logs/report/{{table}}_paper_layout.log",
-    localrule: True
-    conda:
-        CONDA_ENV
-    envmodules:
-        *ENVMODULES
     script:
         "../scripts/report_table.py"
 
@@ -239,28 +239,28 @@ rule report_provenance:
         tables=[f"{R}/tables/{t}.csv" for t in REPORT_TABLES],
     output:
         f"{REPORT_DIR}/provenance.json",
-    params:
-        code=script_code("report_provenance.py"),
-        seeds_per_table={t: TABLES[t][0]["seeds"] for t in TABLES if TABLES[t]},
-        datasets=DATASETS_USED,
-        train_dirs=sorted({net.stage_dir(R, "train") for net in NETS}),
-        repo_dir=workflow.basedir,
     log:
         f"{R}/logs/report/provenance.log",
     localrule: True
     conda:
         CONDA_ENV
     envmodules:
-        *ENVMODULES
+        *ENVMODULES,
+    params:
+        code=script_code("report_provenance.py"),
+        seeds_per_table={t: TABLES[t][0]["seeds"] for t in TABLES if TABLES[t]},
+        datasets=DATASETS_USED,
+        train_dirs=sorted({net.stage_dir(R, "train") for net in NETS}),
+        repo_dir=workflow.basedir,
     script:
         "../scripts/report_provenance.py"
 
 
 rule report_summary:
     input:
+        **({"claims": f"{R}/tables/frankle_claims.csv"} if FRANKLE_ENABLED else {}),
         tables=[f"{R}/tables/{t}.csv" for t in REPORT_TABLES],
         provenance=f"{REPORT_DIR}/provenance.json",
-        **({"claims": f"{R}/tables/frankle_claims.csv"} if FRANKLE_ENABLED else {}),
     output:
         html=report(
             f"{REPORT_DIR}/summary.html",
@@ -270,18 +270,18 @@ rule report_summary:
         ),
         csv=f"{REPORT_DIR}/summary.csv",
         front=f"{REPORT_DIR}/front.html",
-    params:
-        code=script_code("report_summary.py"),
-        tolerances=FIG["summary"]["tolerances"],  # a param so that changing one reruns this
-        comparable=FIG["summary"]["comparable"],
-        preset=config["preset"],
     log:
         f"{R}/logs/report/summary.log",
     localrule: True
     conda:
         CONDA_ENV
     envmodules:
-        *ENVMODULES
+        *ENVMODULES,
+    params:
+        code=script_code("report_summary.py"),
+        tolerances=FIG["summary"]["tolerances"],  # a param so that changing one reruns this
+        comparable=FIG["summary"]["comparable"],
+        preset=config["preset"],
     script:
         "../scripts/report_summary.py"
 

@@ -9,6 +9,7 @@
 # (spp.frankle.runs.run_cells). Then P/tables/frankle.csv, the paper's five claims checked on it
 # (P/tables/frankle_claims.csv, spp.frankle.claims) and P/figures/frankle.{png,svg}.
 
+
 include: "frankle_common.smk"
 
 
@@ -24,21 +25,21 @@ if FRANKLE_ENABLED:
             state=f"{FR_DENSE}.pt",
             rewind=f"{FR_DENSE}.rewind.pt",
             metrics=f"{FR_DENSE}.json",
-        params:
-            code=script_code("frankle_dense.py"),
-            net=net_params,
-            rewind_iteration=lambda wc: int(_fr_entry(wc)[0].get("rewind_iteration", 0)),
-            recipe=_fr_recipe,
-            device=config["device"],
-        resources:
-            gpu=GPU,
         log:
             f"{R}/logs/frankle_dense/{{dataset}}/{{model}}/{{init}}/seed{{seed}}.log",
             usage=f"{R}/benchmarks/frankle_dense/{{dataset}}/{{model}}/{{init}}/seed{{seed}}.tsv",
         conda:
             CONDA_ENV
         envmodules:
-            *ENVMODULES
+            *ENVMODULES,
+        resources:
+            gpu=GPU,
+        params:
+            code=script_code("frankle_dense.py"),
+            net=net_params,
+            rewind_iteration=lambda wc: int(_fr_entry(wc)[0].get("rewind_iteration", 0)),
+            recipe=_fr_recipe,
+            device=config["device"],
         script:
             "../scripts/frankle_dense.py"
 
@@ -47,9 +48,18 @@ if FRANKLE_ENABLED:
             unpack(_fr_inputs),
         output:
             f"{R}/frankle/runs/{{dataset}}/{{model}}/{{init}}/{{method}}/{{part}}.json",
+        log:
+            f"{R}/logs/frankle_runs/{{dataset}}/{{model}}/{{init}}/{{method}}/{{part}}.log",
+            usage=f"{R}/benchmarks/frankle_runs/{{dataset}}/{{model}}/{{init}}/{{method}}/{{part}}.tsv",
         wildcard_constraints:
             method="|".join(FK.METHODS),
             part=r"all|s[0-9.e+-]+_seed\d+",
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES,
+        resources:
+            gpu=GPU,
         params:
             code=script_code("frankle_runs.py"),
             net=lambda wc: {**net_params(wc), "name": _fr_entry(wc)[0]["name"]},
@@ -60,15 +70,6 @@ if FRANKLE_ENABLED:
             scoring=FRANKLE["scoring"],
             options=lambda wc: FR_OPTIONS.get(wc.method, {}),
             device=config["device"],
-        resources:
-            gpu=GPU,
-        log:
-            f"{R}/logs/frankle_runs/{{dataset}}/{{model}}/{{init}}/{{method}}/{{part}}.log",
-            usage=f"{R}/benchmarks/frankle_runs/{{dataset}}/{{model}}/{{init}}/{{method}}/{{part}}.tsv",
-        conda:
-            CONDA_ENV
-        envmodules:
-            *ENVMODULES
         script:
             "../scripts/frankle_runs.py"
 
@@ -87,19 +88,22 @@ if FRANKLE_ENABLED:
             runs=FR_RUNS,
             dense=[f for files in FR_DENSE_METRICS.values() for f in files],
         output:
-            csv=report(f"{R}/tables/frankle.csv", caption="../../report/frankle_table.rst",
-                       category="Frankle et al. 2021"),
+            csv=report(
+                f"{R}/tables/frankle.csv",
+                caption="../../report/frankle_table.rst",
+                category="Frankle et al. 2021",
+            ),
             runs=f"{R}/tables/frankle_runs.csv",
-        params:
-            code=script_code("frankle_table.py"),
-            dense=FR_DENSE_METRICS,
-            preset=config["preset"],
         log:
             f"{R}/logs/frankle_table.log",
         conda:
             CONDA_ENV
         envmodules:
-            *ENVMODULES
+            *ENVMODULES,
+        params:
+            code=script_code("frankle_table.py"),
+            dense=FR_DENSE_METRICS,
+            preset=config["preset"],
         script:
             "../scripts/frankle_table.py"
 
@@ -107,19 +111,22 @@ if FRANKLE_ENABLED:
         input:
             f"{R}/tables/frankle.csv",
         output:
-            report(f"{R}/tables/frankle_claims.csv", caption="../../report/frankle_claims.rst",
-                   category="Frankle et al. 2021"),
-        params:
-            code=script_code("frankle_claims.py"),
-            preset=config["preset"],
-            tolerance_pp=float(FRANKLE["claims"]["tolerance_pp"]),
-            highest=int(FRANKLE["claims"]["highest"]),
+            report(
+                f"{R}/tables/frankle_claims.csv",
+                caption="../../report/frankle_claims.rst",
+                category="Frankle et al. 2021",
+            ),
         log:
             f"{R}/logs/frankle_claims.log",
         conda:
             CONDA_ENV
         envmodules:
-            *ENVMODULES
+            *ENVMODULES,
+        params:
+            code=script_code("frankle_claims.py"),
+            preset=config["preset"],
+            tolerance_pp=float(FRANKLE["claims"]["tolerance_pp"]),
+            highest=int(FRANKLE["claims"]["highest"]),
         script:
             "../scripts/frankle_claims.py"
 
@@ -128,10 +135,19 @@ if FRANKLE_ENABLED:
             table=f"{R}/tables/frankle.csv",
             claims=f"{R}/tables/frankle_claims.csv",
         output:
-            png=report(f"{R}/figures/frankle.png", caption="../../report/frankle_figure.rst",
-                       category="Frankle et al. 2021"),
+            png=report(
+                f"{R}/figures/frankle.png",
+                caption="../../report/frankle_figure.rst",
+                category="Frankle et al. 2021",
+            ),
             svg=f"{R}/figures/frankle.svg",
             claim=f"{R}/figures/frankle_claim.txt",
+        log:
+            f"{R}/logs/frankle_figure.log",
+        conda:
+            CONDA_ENV
+        envmodules:
+            *ENVMODULES,
         params:
             code=script_code("frankle_figure.py"),
             preset=config["preset"],
@@ -139,15 +155,12 @@ if FRANKLE_ENABLED:
             # Read by the report caption when `snakemake --report` renders it (not a rerun
             # trigger: Snakemake only compares plain-value params).
             claim=ReportText(f"{R}/figures/frankle_claim.txt"),
-        log:
-            f"{R}/logs/frankle_figure.log",
-        conda:
-            CONDA_ENV
-        envmodules:
-            *ENVMODULES
         script:
             "../scripts/frankle_figure.py"
 
-    ALL_TARGETS += [f"{R}/tables/frankle.csv", f"{R}/tables/frankle_claims.csv",
-                    f"{R}/figures/frankle.png",
-                    f"{R}/figures/frankle.svg"]
+    ALL_TARGETS += [
+        f"{R}/tables/frankle.csv",
+        f"{R}/tables/frankle_claims.csv",
+        f"{R}/figures/frankle.png",
+        f"{R}/figures/frankle.svg",
+    ]

@@ -11,16 +11,27 @@ if FRANKLE_ENABLED:
     FK.check_names(FRANKLE["methods"], FRANKLE["ablations"])
     FR_SEEDS = list(FRANKLE.get("seeds") or config["seeds"])
     # The methods' options set in the config (each a Method.options name of spp.pruning.catalog).
-    FR_OPTIONS = {"grasp": {"temperature": float(FRANKLE["grasp_temperature"])},
-                  "synflow": {"iterations": int(FRANKLE["synflow_iterations"])}}
+    FR_OPTIONS = {
+        "grasp": {"temperature": float(FRANKLE["grasp_temperature"])},
+        "synflow": {"iterations": int(FRANKLE["synflow_iterations"])},
+    }
     FR_SPARSITIES = [float(s) for s in FRANKLE["sparsities"]]
 
     def _fr_net(n):
         """The dense X.Net of a frankle network: its init folder, and its dense training."""
-        return X.Net(dataset=n["dataset"], arch=n["arch"], activation=n.get("activation"),
-                     width=float(n.get("width", 1.0)), init=n.get("init", "kaiming-normal"), gamma=None,
-                     method="dense", loss=None, sparsity=0.0, repair="none",
-                     train_dataset=n["dataset"])
+        return X.Net(
+            dataset=n["dataset"],
+            arch=n["arch"],
+            activation=n.get("activation"),
+            width=float(n.get("width", 1.0)),
+            init=n.get("init", "kaiming-normal"),
+            gamma=None,
+            method="dense",
+            loss=None,
+            sparsity=0.0,
+            repair="none",
+            train_dataset=n["dataset"],
+        )
 
     FR_NETS = {}  # (dataset, model token, init token) -> (config entry, dense Net)
     for _n in FRANKLE["networks"]:

@@ -2,22 +2,25 @@
 # one job. LDI and LDI-AI share the init, score and mask folders; every table asking for the same
 # pruned network shares its folders.
 
-localrules: init, mask  # milliseconds of work: on a cluster, run by the login node's Snakemake
+
+localrules:
+    init,
+    mask,  # milliseconds of work: on a cluster, run by the login node's Snakemake
 
 
 rule init:
     output:
         directory(P.stage_pattern(R, "init")),
-    params:
-        code=script_code("init.py"),
-        net=net_params,
-        seeds=seeds_of("init"),
     log:
         P.log_pattern(R, "init"),
     conda:
         CONDA_ENV
     envmodules:
-        *ENVMODULES
+        *ENVMODULES,
+    params:
+        code=script_code("init.py"),
+        net=net_params,
+        seeds=seeds_of("init"),
     script:
         "../scripts/init.py"
 
@@ -27,6 +30,15 @@ rule score:
         unpack(_score_inputs),
     output:
         directory(P.stage_pattern(R, "score")),
+    log:
+        P.log_pattern(R, "score"),
+        usage=P.benchmark_pattern(R, "score"),
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES,
+    resources:
+        gpu=GPU,
     params:
         code=script_code("score.py"),
         net=net_params,
@@ -35,15 +47,6 @@ rule score:
         batch_size=config["scoring"]["batch_size"],
         max_examples=config["scoring"]["max_examples"],
         device=config["device"],
-    resources:
-        gpu=GPU,
-    log:
-        P.log_pattern(R, "score"),
-        usage=P.benchmark_pattern(R, "score"),
-    conda:
-        CONDA_ENV
-    envmodules:
-        *ENVMODULES
     script:
         "../scripts/score.py"
 
@@ -53,18 +56,18 @@ rule mask:
         unpack(_mask_inputs),
     output:
         directory(P.stage_pattern(R, "mask")),
+    log:
+        P.log_pattern(R, "mask"),
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES,
     params:
         code=script_code("mask.py"),
         net=net_params,
         seeds=seeds_of("mask"),
         sparsity=lambda wc: float(wc.sparsity),
         dense=lambda wc: wc.score == "dense",
-    log:
-        P.log_pattern(R, "mask"),
-    conda:
-        CONDA_ENV
-    envmodules:
-        *ENVMODULES
     script:
         "../scripts/mask.py"
 
@@ -75,6 +78,15 @@ rule repair:
         mask=lambda wc: net_dir("mask", wc),
     output:
         directory(P.stage_pattern(R, "repair")),
+    log:
+        P.log_pattern(R, "repair"),
+        usage=P.benchmark_pattern(R, "repair"),
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES,
+    resources:
+        gpu=GPU,
     params:
         code=script_code("repair.py"),
         net=net_params,
@@ -82,14 +94,5 @@ rule repair:
         steps=config["isometry"]["steps"],
         lr=config["isometry"]["lr"],
         device=config["device"],
-    resources:
-        gpu=GPU,
-    log:
-        P.log_pattern(R, "repair"),
-        usage=P.benchmark_pattern(R, "repair"),
-    conda:
-        CONDA_ENV
-    envmodules:
-        *ENVMODULES
     script:
         "../scripts/repair.py"

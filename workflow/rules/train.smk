@@ -19,6 +19,15 @@ rule signal:
         data=lambda wc: data_file(wc.dataset),
     output:
         directory(P.stage_pattern(R, "signal")),
+    log:
+        P.log_pattern(R, "signal"),
+        usage=P.benchmark_pattern(R, "signal"),
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES,
+    resources:
+        gpu=GPU,
     params:
         code=script_code("signal.py"),
         net=net_params,
@@ -26,15 +35,6 @@ rule signal:
         batch_size=config["signal"]["batch_size"],
         max_examples=config["signal"]["max_examples"],
         device=config["device"],
-    resources:
-        gpu=GPU,
-    log:
-        P.log_pattern(R, "signal"),
-        usage=P.benchmark_pattern(R, "signal"),
-    conda:
-        CONDA_ENV
-    envmodules:
-        *ENVMODULES
     script:
         "../scripts/signal.py"
 
@@ -44,23 +44,23 @@ rule train:
         unpack(_train_inputs),
     output:
         directory(TRAIN_DIR),
+    log:
+        P.log_pattern(R, "train"),
+        usage=P.benchmark_pattern(R, "train"),
+    wildcard_constraints:
+        model=PER_CELL_MODEL,
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES,
+    resources:
+        gpu=GPU,
     params:
         code=script_code("train.py"),
         net=net_params,
         seeds=seeds_of("train"),
         recipe=_recipe,
         device=config["device"],
-    wildcard_constraints:
-        model=PER_CELL_MODEL,
-    resources:
-        gpu=GPU,
-    log:
-        P.log_pattern(R, "train"),
-        usage=P.benchmark_pattern(R, "train"),
-    conda:
-        CONDA_ENV
-    envmodules:
-        *ENVMODULES
     script:
         "../scripts/train.py"
 
@@ -71,22 +71,22 @@ rule train_seed:
     output:
         metrics=str(P.seed_metrics(TRAIN_DIR, "{seed}")),
         history=str(P.seed_history(TRAIN_DIR, "{seed}")),
+    log:
+        P.log_pattern(R, "train", per_seed=True),
+        usage=P.benchmark_pattern(R, "train", per_seed=True),
+    wildcard_constraints:
+        model=PER_SEED_MODEL,
+    conda:
+        CONDA_ENV
+    envmodules:
+        *ENVMODULES,
+    resources:
+        gpu=GPU,
     params:
         code=script_code("train.py"),
         net=net_params,
         seeds=lambda wc: [int(wc.seed)],
         recipe=_recipe,
         device=config["device"],
-    wildcard_constraints:
-        model=PER_SEED_MODEL,
-    resources:
-        gpu=GPU,
-    log:
-        P.log_pattern(R, "train", per_seed=True),
-        usage=P.benchmark_pattern(R, "train", per_seed=True),
-    conda:
-        CONDA_ENV
-    envmodules:
-        *ENVMODULES
     script:
         "../scripts/train.py"
