@@ -2,6 +2,7 @@
 #   snakemake --cores all                                   quick preset (config/config.yaml)
 #   snakemake --cores all --configfile config/paper.yaml    the paper's full protocol
 # Layout and rule graph: docs/workflow.md. Every config key: config/README.md.
+import copy
 import os
 import sys
 from pathlib import Path
@@ -11,8 +12,11 @@ from snakemake.utils import min_version, update_config, validate
 
 min_version("9.0")
 
+# This repository's root: where this file is, also when another workflow uses it as a module
+# (workflow.basedir is then that workflow's folder).
+REPO = Path(workflow.current_basedir)
 # The library lives in workflow/spp; importable here even without `pip install -e .`.
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+sys.path.insert(0, str(REPO / "workflow"))
 from spp.tables import experiments as X  # noqa: E402
 from spp import paths as P  # noqa: E402
 from spp import codebase as CODE  # noqa: E402
@@ -21,7 +25,7 @@ from spp.nets import catalog as NETS  # noqa: E402
 from spp.pruning import catalog as METHODS  # noqa: E402
 from spp.rule_params import ReportText, Unlisted  # noqa: E402
 
-_DEFAULTS = Path(workflow.basedir) / "config" / "config.yaml"
+_DEFAULTS = REPO / "config" / "config.yaml"
 # An edited config.yaml that does not parse: say where (Snakemake names neither file nor line).
 if (_BAD_YAML := X.yaml_problem(_DEFAULTS)) is not None:
     raise ValueError(_BAD_YAML)
@@ -30,16 +34,23 @@ if (_BAD_YAML := X.yaml_problem(_DEFAULTS)) is not None:
 configfile: str(_DEFAULTS)
 
 
+# Used as a module (`module spp: snakefile: ...; config: ...`), Snakemake skips `configfile:`:
+# the defaults go under the config given. Otherwise a no-op (config holds them already).
+_GIVEN = copy.deepcopy(dict(config))
+config.clear()
+config.update(yaml.safe_load(_DEFAULTS.read_text()))
+update_config(config, _GIVEN)
+
 # `--config seeds=[0,1]` gives strings inside lists and dicts: numbers again before the schema
 # (the command line's values only; a config file's strings stay as written).
 update_config(config, X.coerce_overrides(dict(workflow.config_settings.overwrite_config or {})))
 
 # Types, names and ranges of every key (unknown keys are errors), defaults filled in. The short
 # check first: Snakemake's own message would print the whole schema after the useful line.
-_PROBLEMS = X.schema_problems(config, Path(workflow.basedir) / "config" / "config.schema.yaml")
+_PROBLEMS = X.schema_problems(config, REPO / "config" / "config.schema.yaml")
 if _PROBLEMS:
     raise ValueError("invalid config (every key: config/README.md):\n  " + "\n  ".join(_PROBLEMS))
-validate(config, "config/config.schema.yaml")
+validate(config, str(REPO / "config" / "config.schema.yaml"))
 
 import spp.data.datasets  # noqa: E402
 
@@ -54,7 +65,7 @@ X.validate(
     init_schemes=NETS.INIT_SCHEMES,
     score_methods=METHODS.methods(after_training=False),
     datasets=spp.data.datasets.DATASETS,
-    base_dir=workflow.basedir,
+    base_dir=str(REPO),
 )
 
 # How jobs run (spp.jobs): each stops when this Snakemake process is gone; a warm interpreter

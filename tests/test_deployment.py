@@ -132,3 +132,21 @@ def test_every_rule_tracks_the_code_of_its_own_script_and_declares_its_software(
                 continue
             assert f'code=script_code("{script.group(1)}")' in block, f"rule {name}"
             assert "conda:\n" in block and "envmodules:\n" in block, f"rule {name}"
+
+
+@pytest.mark.slow
+def test_the_workflow_runs_as_a_module_of_another_workflow(tmp_path):
+    """README's module recipe, with a local path: the other project's config holds only what it
+    changes (the rest is this workflow's defaults), its rules carry a prefix."""
+    (tmp_path / "config.yaml").write_text(TEST_CONFIG.read_text())
+    (tmp_path / "Snakefile").write_text(
+        'configfile: "config.yaml"\n\n\n'
+        f'module spp:\n    snakefile:\n        "{REPO / "Snakefile"}"\n'
+        "    config:\n        config\n\n\n"
+        "use rule * from spp as spp_*\n"
+    )
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", INIT]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    assert "rule spp_init:" in r.stdout + r.stderr
+    assert sorted(p.name for p in (tmp_path / INIT).glob("seed*")) == ["seed0.pt", "seed1.pt"]

@@ -2,7 +2,7 @@
 # training files of its table's cells and writes results/<preset>/tables/<name>.{csv,md,html}: one row per cell of the
 # paper's table, mean / std / n per value, the paper's published value beside it.
 
-PAPER_RESULTS = str(Path(workflow.basedir) / "config" / "paper_results.csv")
+PAPER_RESULTS = str(REPO / "config" / "paper_results.csv")
 
 
 CORE_TABLES = [t for t in TABLES if t != "figure3"]  # figure3 also draws its figure (below)

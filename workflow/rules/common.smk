@@ -46,7 +46,7 @@ def net_params(wc):
     }
 
 
-SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+SCRIPTS = REPO / "workflow" / "scripts"
 # Every rule's software: the conda environment (`--sdm conda`), the workflow's container
 # (`--sdm apptainer`, Snakefile) or the site's modules (`--sdm env-modules`, config `envmodules`).
 CONDA_ENV = "../../envs/spp.yaml"  # relative to the rule files
@@ -56,14 +56,14 @@ ENVMODULES = list(config["envmodules"])
 def script_code(script):
     """The `code` param of a rule: a digest of its script and of the library files that script
     runs (spp.codebase), so that an edit to code a stage uses reruns that stage."""
-    return CODE.script_digest(SCRIPTS / script, Path(workflow.basedir) / "workflow")
+    return CODE.script_digest(SCRIPTS / script, REPO / "workflow")
 
 
 def _mirror():
     m = config["data"]["mirror"]
     if not m:
         return None
-    return m if Path(m).is_absolute() else str(Path(workflow.basedir) / m)
+    return m if Path(m).is_absolute() else str(REPO / m)
 
 
 def _score_inputs(wc):

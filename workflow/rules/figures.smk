@@ -251,7 +251,7 @@ rule report_provenance:
         seeds_per_table={t: TABLES[t][0]["seeds"] for t in TABLES if TABLES[t]},
         datasets=DATASETS_USED,
         train_dirs=sorted({net.stage_dir(R, "train") for net in NETS}),
-        repo_dir=workflow.basedir,
+        repo_dir=str(REPO),
     script:
         "../scripts/report_provenance.py"
 
@@ -294,5 +294,5 @@ ALL_TARGETS += [f"{REPORT_DIR}/summary.html"]
 # schema validation, and is read only by workflow.rst.
 _front = Path(REPORT_DIR, "front.html").resolve()  # results live in the working directory
 config["_report_front_page"] = str(
-    _front if _front.is_file() else Path(workflow.basedir) / "report" / "front_missing.html"
+    _front if _front.is_file() else REPO / "report" / "front_missing.html"
 )
