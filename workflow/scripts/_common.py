@@ -9,6 +9,7 @@ from pathlib import Path
 
 import spp.jobs
 import torch
+from spp.atomic import load_tensors
 from spp.nets.models import build_model
 from spp.pruning.masks import apply_mask
 from spp.tables.experiments import DATASET_SHAPES
@@ -126,7 +127,7 @@ def load(path) -> dict:
             f"{path} is missing from {path.parent}: a file was deleted inside a finished stage "
             f"folder, which Snakemake cannot see. Delete the folder {path.parent} and rerun: "
             "Snakemake rebuilds it and everything downstream")
-    return torch.load(path, weights_only=True, map_location="cpu")
+    return load_tensors(path)  # a refused or damaged file: named (spp.atomic)
 
 
 def network(net: dict, weights_file, mask_file=None, device="cpu"):

@@ -2,7 +2,8 @@
 
 A job killed mid-write (kill -9, a SLURM time limit, a full disk) leaves the old file or none,
 never a half-written one that a rerun would take for finished. One function does the renaming;
-the others say what to write.
+the others say what to write. `load_tensors` is the one way back: a damaged or refused file is
+named in its error (torch's own messages name no file).
 """
 
 from __future__ import annotations
@@ -47,3 +48,36 @@ def save_tensors(obj, path: str | os.PathLike) -> Path:
     import torch
 
     return write_atomic(path, lambda tmp: torch.save(obj, tmp))
+
+
+_DAMAGED_FIX = ("results are written by the workflow, never by hand: delete it (or its stage "
+                "folder) and rerun, Snakemake rebuilds it")
+
+
+def _refusal(err: Exception) -> str:
+    """The line of torch's weights_only refusal that says what was refused (its first lines
+    are boilerplate and advise weights_only=False, which would run the file's code)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    for ln in lines:
+        if "GLOBAL" in ln or ln.startswith("Unsupported"):
+            return ln
+    return lines[0] if lines else type(err).__name__
+
+
+def load_tensors(path: str | os.PathLike, map_location="cpu"):
+    """torch.load with weights_only=True (a results folder can never run code); a file it
+    refuses, or one truncated or damaged, raises a ValueError naming the file and the fix."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path}: refused: not plain tensors and values ({_refusal(e)}); "
+                         + _DAMAGED_FIX) from None
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 (whatever torch stumbles on: the file is damaged)
+        what = str(e).splitlines()[0].split(". ")[0] if str(e) else type(e).__name__
+        raise ValueError(f"{path}: truncated or damaged ({what}); " + _DAMAGED_FIX) from None

@@ -160,12 +160,15 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     out = []
     for key, g in runs.groupby(KEYS, sort=False):
         row = dict(zip(KEYS, key, strict=True))
+        # a diverged run's metrics are its last good evaluation's: counted, never averaged in
+        diverged = g["diverged"].fillna(False).astype(bool) if "diverged" in g else g["seed"] < 0
         for m in [c for c in METRICS if c in g]:
-            vals = pd.to_numeric(g[m], errors="coerce")
+            vals = pd.to_numeric(g[m], errors="coerce").where(~diverged)
             row[f"{m}_mean"] = float(vals.mean())
             row[f"{m}_std"] = _std(vals)
             row[f"{m}_n"] = int(vals.notna().sum())
         row["collapsed_runs"] = int((g["collapsed"] != "").sum())
+        row["diverged_runs"] = int(diverged.sum())
         out.append(row)
     table = pd.DataFrame(out)
     order = {m: i for i, m in enumerate(("dense", *METHODS))}

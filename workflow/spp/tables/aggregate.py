@@ -96,10 +96,13 @@ def seed_metrics(signal: dict | None, train: dict | None) -> dict[str, float]:
         for i, v in enumerate((signal.get("layer_sparsity") or {}).values(), start=1):
             out[f"sparsity_l{i}"] = float(v)
     if train:
-        for key in ("error", "error_paper_protocol", "final_error"):
+        diverged = bool(train.get("diverged", False))
+        # A diverged seed's errors are those of its last good evaluation, mid-training: never
+        # averaged with the seeds that trained (it is counted in diverged_n, shown beside).
+        for key in () if diverged else ("error", "error_paper_protocol", "final_error"):
             if key in train and train[key] is not None:
                 out[key] = float(train[key])
-        out["diverged"] = float(bool(train.get("diverged", False)))
+        out["diverged"] = float(diverged)
     return out
 
 

@@ -44,7 +44,7 @@ from typing import Protocol
 
 import torch
 
-from spp.atomic import save_tensors
+from spp.atomic import load_tensors, save_tensors
 from spp.data.datasets import DataSplits
 from spp.train.graph_step import capture_step
 
@@ -186,6 +186,40 @@ class _SigtermFlag:
             signal.signal(s, prev if prev is not None else signal.SIG_DFL)
 
 
+def _cell_folder(ckpt: Path) -> Path:
+    """The training folder a checkpoint belongs to (spp.paths.train_checkpoint's layouts):
+    ``<folder>/checkpoint.ckpt`` or ``<folder>[.seed<k>].checkpoint.ckpt``."""
+    if ckpt.name == "checkpoint.ckpt":
+        return ckpt.parent
+    name = ckpt.name.removesuffix(".checkpoint.ckpt")
+    head, _, tail = name.rpartition(".seed")
+    return ckpt.with_name(head if head and tail.isdigit() else name)
+
+
+def _remove_it(ckpt: Path, what: str) -> str:
+    """Two lines: what is wrong with this cell's checkpoint, and the command that removes
+    exactly it (the cell then trains afresh; nothing else is touched)."""
+    import shlex
+
+    return (f"{what}; it cannot resume the training of {_cell_folder(ckpt)}\n"
+            f"to train that cell afresh, remove exactly its checkpoint: "
+            f"rm {shlex.quote(str(ckpt))}")
+
+
+def _differences(old: dict, new: dict) -> str:
+    """``key: old -> new`` for each value that differs, e.g. ``lr: 0.1 -> 0.05``."""
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
+
+
+def _load_checkpoint(ckpt: Path, device) -> dict:
+    """A checkpoint's state; a damaged or refused one is named with the command removing it."""
+    try:
+        return _upgrade(load_tensors(ckpt, map_location=device))
+    except ValueError as e:
+        raise ValueError(_remove_it(ckpt, str(e).split("; results are")[0])) from None
+
+
 def _upgrade(state: dict) -> dict:
     """A checkpoint written before the loop was shared, in today's layout, so that a job killed
     before an update resumes after it. The stacked format is today's layout; a single run's
@@ -257,20 +291,19 @@ def run_training(stepper: Stepper, cfg, seeds: Sequence[int], n_train: int, devi
     # --- resume: a checkpoint of other inputs is discarded; of another run, refused
     state = None
     if ckpt is not None and ckpt.exists():
-        state = _upgrade(torch.load(ckpt, map_location=device, weights_only=True))
+        state = _load_checkpoint(ckpt, device)
         if state.get("format") == CHECKPOINT_FORMAT and stale_checkpoint(state, inputs, ckpt,
                                                                           log):
             state = None
     if state is not None:
         if state.get("format") != CHECKPOINT_FORMAT or state.get("stepper") != stepper.name:
-            raise ValueError(f"{ckpt}: not a {stepper.name} checkpoint; delete it to start "
-                             "afresh")
+            raise ValueError(_remove_it(ckpt, f"{ckpt}: not a {stepper.name} checkpoint"))
         # fields added since a checkpoint was written compare at their defaults
         state["config"] = {**_ADDED_FIELDS, **state["config"]}
         if state["config"] != config or list(state["seeds"]) != seeds:
-            raise ValueError(f"{ckpt}: checkpoint of another configuration or seeds "
-                             f"({state['config']}, seeds {list(state['seeds'])}; this run: "
-                             f"{config}, seeds {seeds}); delete it to start afresh")
+            changed = _differences({**state["config"], "seeds": list(state["seeds"])},
+                                   {**config, "seeds": seeds})
+            raise ValueError(_remove_it(ckpt, f"{ckpt}: written with other settings ({changed})"))
         stepper.optimizer.load_state_dict(state["optimizer"])
         stepper.load_state_dict(state)
         for g, st in zip(gens, state["generators"], strict=True):
