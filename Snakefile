@@ -52,7 +52,7 @@ if _PROBLEMS:
     raise ValueError("invalid config (every key: config/README.md):\n  " + "\n  ".join(_PROBLEMS))
 validate(config, str(REPO / "config" / "config.schema.yaml"))
 
-import spp.data.datasets  # noqa: E402
+from spp.data.specs import DATASETS  # noqa: E402
 
 # A custom preset must not inherit the quick preset's "smoke test" note.
 _QUICK = yaml.safe_load(_DEFAULTS.read_text())
@@ -64,7 +64,7 @@ X.validate(
     architectures=NETS.ARCHITECTURES,
     init_schemes=NETS.INIT_SCHEMES,
     score_methods=METHODS.methods(after_training=False),
-    datasets=spp.data.datasets.DATASETS,
+    datasets=DATASETS,
     base_dir=str(REPO),
 )
 

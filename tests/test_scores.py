@@ -191,7 +191,8 @@ def test_a_new_method_is_its_function_and_registry_entry(monkeypatch):
     assert all(torch.equal(got[k], -ref[k]) for k in ref)
     with pytest.raises(ValueError, match="registered twice"):
         scores.register("negmag")(negative_magnitude)
-    with pytest.raises(ValueError, match=r"takes options \('scale',\), spp.pruning.catalog says \(\)"):
+    options = r"takes options \('scale',\), spp.pruning.catalog says \(\)"
+    with pytest.raises(ValueError, match=options):
         monkeypatch.setitem(catalog.METHODS, "neg2", catalog.Method("neg2", needs_data=False))
         scores.register("neg2")(lambda model, batches=None, scale=1.0: {})
 

@@ -4,9 +4,11 @@ Pipeline per dataset: ``fetch`` (download or copy from a mirror folder, md5 of e
 ``prepare`` (parse the original files to one compact ``.pt`` file of uint8 splits) -> ``load``
 (a :class:`DataSplits` whose tensors live on the training device).
 
-Why no torchvision: the PyPI torchvision wheel is built against CUDA torch and fails to import
-beside the CPU torch build this project pins; we need only readers for four simple formats (IDX,
-CIFAR pickles, a zip of JPEGs), which are a few dozen lines each and are tested here.
+Why no torchvision: its loaders hand a training step one image at a time through a DataLoader
+(CPU workers, PIL transforms); here each split is one uint8 tensor on the training device, so the
+original code's augmentation runs per image as batched tensor ops in the step, and the split is
+the original code's. Its dataset folders are read as mirrors (``fetch``), and
+tests/test_torchvision_layouts.py checks its loaders give the same pixels where it imports.
 
 Faithful to the authors' code (namhoonlee/spp-public): validation = 10% of the official training
 set drawn with a fixed seed-0 permutation (independent of any run seed); the official test split
@@ -28,7 +30,7 @@ import shutil
 import struct
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,17 @@ import torch
 
 from spp.atomic import save_tensors
 from spp.data.archives import ChecksumError, load_cifar_pickle, md5sum, open_zip, read_tar
+from spp.data.specs import (
+    CIFAR_ARCHIVE,
+    CIFAR_FOLDER,
+    DATASETS,  # noqa: F401  (the data API; defined torch-free in spp.data.specs)
+    SOURCES,
+    TINY_ARCHIVE,
+    TINY_FOLDER,
+    DatasetSpec,
+    dataset_spec,
+    expected_md5,
+)
 
 REPO_SUBSETS = Path(__file__).resolve().parents[3] / "data" / "subsets"
 FORMAT = "spp-dataset/1"
@@ -43,155 +56,85 @@ SPLITS = ("train", "val", "test")
 VAL_FRACTION = 0.1
 VAL_SEED = 0
 
-_IDX_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
-_CIFAR_ARCHIVE = "cifar-10-python.tar.gz"
-_TINY_ARCHIVE = "tiny-imagenet-200.zip"
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What a dataset is made of and where its original files come from.
-
-    files: original file name -> published md5. urls: file name -> download URLs, tried in order.
-    subset_md5: md5 of the repository-shipped subset files (same names, fewer images), or None.
-    raw_from: the dataset whose raw files this one is parsed from (itself, except stand-ins).
-    """
-
-    name: str
-    reader: str
-    num_classes: int
-    input_shape: tuple[int, int, int]
-    files: dict[str, str]
-    urls: dict[str, tuple[str, ...]]
-    subset_md5: dict[str, str] | None = None
-    raw_from: str = ""
-    note: str = ""
-    classes: tuple[str, ...] = field(default=())
-
-    @property
-    def raw_name(self) -> str:
-        return self.raw_from or self.name
-
-
-def _idx_urls(*bases: str) -> dict[str, tuple[str, ...]]:
-    return {f: tuple(b + f for b in bases) for f in _IDX_FILES}
-
-
-_CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                  "dog", "frog", "horse", "ship", "truck")
-
-DATASETS: dict[str, DatasetSpec] = {
-    "mnist": DatasetSpec(
-        name="mnist",
-        reader="idx",
-        num_classes=10,
-        input_shape=(1, 28, 28),
-        files={
-            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-        },
-        # yann.lecun.com often refuses downloads; the S3 copy is the one PyTorch's docs use.
-        urls=_idx_urls("https://yann.lecun.com/exdb/mnist/",
-                       "https://ossci-datasets.s3.amazonaws.com/mnist/"),
-        subset_md5={
-            "train-images-idx3-ubyte.gz": "b4074e0f35340fdfd252667db6ab88d1",
-            "train-labels-idx1-ubyte.gz": "e51227a57bab6e407b1b8f807b16e9b4",
-            "t10k-images-idx3-ubyte.gz": "2da0559de72150b986eed633e554d7d0",
-            "t10k-labels-idx1-ubyte.gz": "22c230ce120978c69732b83111590475",
-        },
-        classes=tuple(str(i) for i in range(10)),
-    ),
-    "fashion-mnist": DatasetSpec(
-        name="fashion-mnist",
-        reader="idx",
-        num_classes=10,
-        input_shape=(1, 28, 28),
-        files={
-            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-        },
-        urls=_idx_urls("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
-        subset_md5={
-            "train-images-idx3-ubyte.gz": "d6a613f2a281fe2a4f87d2e4a0486eca",
-            "train-labels-idx1-ubyte.gz": "640cdee48414f0fc97c5288c4ef914aa",
-            "t10k-images-idx3-ubyte.gz": "dd676e0e40c154d700c28e7452675ba9",
-            "t10k-labels-idx1-ubyte.gz": "78fb9f2621c28abc3d1d463464f2c162",
-        },
-        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-    ),
-    "cifar10": DatasetSpec(
-        name="cifar10",
-        reader="cifar",
-        num_classes=10,
-        input_shape=(3, 32, 32),
-        files={_CIFAR_ARCHIVE: "c58f30108f718f92721af3b95e74349a"},
-        urls={_CIFAR_ARCHIVE: ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",)},
-        subset_md5={_CIFAR_ARCHIVE: "18e3cea5a0810f1342991ebe142ed5e3"},
-        classes=_CIFAR_CLASSES,
-    ),
-    "cifar10-64": DatasetSpec(
-        name="cifar10-64",
-        reader="cifar-64",
-        num_classes=10,
-        input_shape=(3, 64, 64),
-        files={_CIFAR_ARCHIVE: "c58f30108f718f92721af3b95e74349a"},
-        urls={_CIFAR_ARCHIVE: ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",)},
-        subset_md5={_CIFAR_ARCHIVE: "18e3cea5a0810f1342991ebe142ed5e3"},
-        raw_from="cifar10",
-        note="STAND-IN for Tiny-ImageNet (quick preset): CIFAR-10 upsampled to 64x64, 10 classes; "
-        "not Tiny-ImageNet results.",
-        classes=_CIFAR_CLASSES,
-    ),
-    "tiny-imagenet": DatasetSpec(
-        name="tiny-imagenet",
-        reader="tiny-imagenet",
-        num_classes=200,
-        input_shape=(3, 64, 64),
-        files={_TINY_ARCHIVE: "90528d7ca1a48142e341f4ef8d21d0de"},
-        urls={_TINY_ARCHIVE: ("http://cs231n.stanford.edu/tiny-imagenet-200.zip",)},
-        note="Test split = the official val/ split (the official test labels are not public).",
-    ),
-}
-
-SOURCES = ("official", "subset")
-
-
-def _spec(name: str) -> DatasetSpec:
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    return DATASETS[name]
-
-
-def expected_md5(name: str, source: str = "official") -> dict[str, str]:
-    """File name -> md5 for a dataset's official files or its repository-shipped subset."""
-    spec = _spec(name)
-    if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; allowed: {', '.join(SOURCES)}")
-    if source == "official":
-        return dict(spec.files)
-    if not spec.subset_md5:
-        raise ValueError(
-            f"dataset {name!r} has no repository-shipped subset; allowed with source='subset': "
-            + ", ".join(n for n, s in DATASETS.items() if s.subset_md5)
-        )
-    return dict(spec.subset_md5)
+# What a complete extracted tiny-imagenet-200/ holds: no md5 is published for its files, so these
+# counts are what fetch can check (a partial unzip is the usual fault).
+TINY_IMAGENET_COUNTS = {"classes": 200, "train_per_class": 500, "val": 10000}
 
 
 # --------------------------------------------------------------------------------------- fetch
 
 
-def _candidates(mirror: Path, spec: DatasetSpec, fname: str) -> list[Path]:
-    return [d / fname for d in (mirror / spec.name, mirror / spec.raw_name, mirror)]
+def _forms(spec: DatasetSpec, fname: str, source: str) -> list[dict[str, str]]:
+    """How one original file may be present, preferred first: itself, or what extracting it
+    leaves (path -> md5; a folder path ends in "/" and has no sum)."""
+    table = spec.unpacked if source == "official" else (spec.subset_unpacked or {})
+    return [{fname: expected_md5(spec.name, source)[fname]}] + (
+        [table[fname]] if fname in table else [])
+
+
+def _has(folder: Path, path: str) -> bool:
+    return (folder / path).is_dir() if path.endswith("/") else (folder / path).is_file()
+
+
+def _complete(folder: Path, form: dict[str, str]) -> bool:
+    return all(_has(folder, p) for p in form)
+
+
+def mirror_folders(mirror: str | Path, name: str) -> list[Path]:
+    """Where a mirror may hold a dataset, in the order searched: a sub-folder named after it (or
+    after the dataset it is made from), the mirror itself, and torchvision's folder for it."""
+    spec, m = dataset_spec(name), Path(mirror)
+    dirs = [m / spec.name, m / spec.raw_name, m]
+    if spec.torchvision_dir:
+        dirs.append(m / spec.torchvision_dir)
+    return list(dict.fromkeys(dirs))
+
+
+def _check_tree(folder: Path) -> str:
+    """Count an extracted tiny-imagenet-200/ against the official zip (no sums to check)."""
+    want = TINY_IMAGENET_COUNTS
+    wn = folder / "wnids.txt"
+    wnids = [w.strip() for w in wn.read_text().splitlines() if w.strip()] if wn.is_file() else []
+    problems = []
+    if len(wnids) != want["classes"]:
+        problems.append(f"wnids.txt lists {len(wnids)} classes, not {want['classes']}")
+    short = [f"{w} ({n})" for w in wnids
+             if (n := len(list((folder / "train" / w / "images").glob("*.JPEG"))))
+             != want["train_per_class"]]
+    if short:
+        problems.append(f"{len(short)} classes without {want['train_per_class']} training images "
+                        f"in train/<wnid>/images: {', '.join(short[:5])}")
+    ann = folder / "val" / "val_annotations.txt"
+    lines = [a for a in ann.read_text().splitlines() if a.strip()] if ann.is_file() else []
+    missing = [a.split("\t")[0] for a in lines
+               if not (folder / "val" / "images" / a.split("\t")[0]).is_file()]
+    if len(lines) != want["val"] or missing:
+        problems.append(f"val/val_annotations.txt lists {len(lines)} images, not {want['val']}"
+                        + (f", {len(missing)} of them missing from val/images" if missing else ""))
+    if problems:
+        raise ChecksumError(
+            f"{folder}: not a complete tiny-imagenet-200 folder: " + "; ".join(problems)
+            + ". Extract tiny-imagenet-200.zip again (or put the zip itself in the mirror).")
+    return (f"{folder.name}/: counted {len(wnids)} classes x {want['train_per_class']} training "
+            f"and {len(lines)} annotated val images (no md5 is published for the extracted files)")
+
+
+def _check_present(folder: Path, form: dict[str, str], what: str) -> list[str]:
+    """Check files already in ``folder``; what was checked, or an error naming the remedy."""
+    done = []
+    for path, md5 in form.items():
+        if path.endswith("/"):
+            done.append(_check_tree(folder / path))
+            continue
+        actual = md5sum(folder / path)
+        if actual != md5:
+            raise ChecksumError(
+                f"{folder / path}: md5 mismatch: expected {md5} ({what}), got {actual}. The "
+                "file is corrupted, truncated or from another source: delete it and run the "
+                "fetch again."
+            )
+        done.append(f"{path}: md5 {md5} ({what})")
+    return done
 
 
 def _copy_or_download(sources: list[str | Path], dest: Path, md5: str, what: str) -> None:
@@ -222,71 +165,118 @@ def _copy_or_download(sources: list[str | Path], dest: Path, md5: str, what: str
     raise ChecksumError(f"could not fetch {what} {dest.name}:\n  " + "\n  ".join(errors))
 
 
+def _copy_form(src: Path, form: dict[str, str], raw: Path, what: str) -> list[str]:
+    done = []
+    for path, md5 in form.items():
+        dest = raw / path.rstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if path.endswith("/"):  # counted before the copy, so a partial folder is not copied
+            _check_tree(src / path)
+            part = dest.with_name(dest.name + ".part")
+            shutil.rmtree(part, ignore_errors=True)
+            shutil.copytree(src / path, part)
+            done.append(_check_tree(part).replace(part.name, dest.name, 1))
+            os.replace(part, dest)
+        else:
+            _copy_or_download([src / path], dest, md5, what)
+            done.append(f"{path}: md5 {md5} ({what})")
+    return done
+
+
+def _from_mirror(mirror: Path, spec: DatasetSpec, fname: str, source: str, raw: Path) -> None:
+    forms = _forms(spec, fname, source)
+    what = f"{source} {spec.name}"
+    dirs = mirror_folders(mirror, spec.name)
+    partial = []
+    for d in dirs:
+        for form in forms:
+            if _complete(d, form):
+                for line in _copy_form(d, form, raw, what):
+                    print(f"fetch {spec.name}: {line}, from {d}", flush=True)
+                return
+            have = [p for p in form if _has(d, p)]
+            if have:
+                partial.append(f"{d} holds {', '.join(have)} but not "
+                               + ", ".join(p for p in form if p not in have))
+    names = " or ".join(", ".join(f) for f in forms)
+    raise FileNotFoundError(
+        f"{fname} ({what}) not found in mirror folder {mirror}: looked for {names} in "
+        + ", ".join(str(d) for d in dirs)
+        + (f" ({'; '.join(partial)})" if partial else "")
+        + ". The mirror is a folder of the original files, or a torchvision dataset root "
+        "(MNIST/raw, FashionMNIST/raw, cifar-10-batches-py, tiny-imagenet-200)."
+    )
+
+
 def fetch(name: str, raw_dir: str | Path, mirror: str | Path | None = None,
           source: str = "official") -> Path:
     """Put a dataset's original files (verified by md5) into ``raw_dir``; return ``raw_dir``.
 
-    mirror: a local folder holding the original file names, directly or in a sub-folder named
-      after the dataset (``mirror/mnist/...``); used instead of downloading.
+    mirror: a local folder used instead of downloading, searched per dataset
+      (``mirror_folders``): the original files directly or in a sub-folder named after the
+      dataset, or a torchvision dataset root as it is (``MNIST/raw``, ``FashionMNIST/raw``,
+      ``cifar-10-batches-py/``, ``tiny-imagenet-200/``). An original file is preferred to what
+      extracting it left; extracted files are checked against their own md5s (Tiny-ImageNet's,
+      which have none, by counting).
     source: "official" (the published files) or "subset" (the small real subsets shipped in
       ``data/subsets/``, the default mirror for that source).
     A file already in ``raw_dir`` is kept if its md5 matches and is an error otherwise (delete it
     and fetch again): a corrupted file is never silently replaced or used.
     """
-    spec = _spec(name)
+    spec = dataset_spec(name)
     sums = expected_md5(name, source)
     if source == "subset" and mirror is None:
         mirror = REPO_SUBSETS
     raw = Path(raw_dir)
     raw.mkdir(parents=True, exist_ok=True)
-    for fname, md5 in sums.items():
-        dest = raw / fname
-        if dest.exists():
-            actual = md5sum(dest)
-            if actual != md5:
-                raise ChecksumError(
-                    f"{dest}: md5 mismatch: expected {md5} ({source} {name}), got {actual}. The "
-                    "file is corrupted, truncated or from another source: delete it and run the "
-                    "fetch again."
-                )
-            continue
-        if mirror is not None:
-            found = [p for p in _candidates(Path(mirror), spec, fname) if p.is_file()]
-            if not found:
-                raise FileNotFoundError(
-                    f"{fname} ({source} {name}) not found in mirror folder {mirror} (looked in "
-                    + ", ".join(str(p.parent) for p in _candidates(Path(mirror), spec, fname))
-                    + ")"
-                )
-            _copy_or_download(found[:1], dest, md5, f"{source} {name}")
+    for fname in sums:
+        here = next((f for f in _forms(spec, fname, source) if _complete(raw, f)), None)
+        if here is not None:
+            _check_present(raw, here, f"{source} {name}")
+        elif mirror is not None:
+            _from_mirror(Path(mirror), spec, fname, source, raw)
         else:
             if source == "subset":
                 raise ValueError("source='subset' needs the repository's data/subsets folder")
-            _copy_or_download(list(spec.urls[fname]), dest, md5, f"{source} {name}")
+            _copy_or_download(list(spec.urls[fname]), raw / fname, sums[fname], f"{source} {name}")
     return raw
 
 
-def verify(name: str, raw_dir: str | Path) -> str:
-    """Check the raw files against the official and subset sums; return the matching source."""
-    spec = _spec(name)
+def verification(name: str, raw_dir: str | Path) -> tuple[str, str]:
+    """(source, what was checked) of the raw files: the source whose sums they all match."""
+    spec = dataset_spec(name)
     raw = Path(raw_dir)
-    actual = {f: md5sum(raw / f) if (raw / f).is_file() else "missing" for f in spec.files}
-    for source in SOURCES:
-        if source == "subset" and not spec.subset_md5:
-            continue
-        if actual == expected_md5(name, source):
-            return source
+    sources = [s for s in SOURCES if s == "official" or spec.subset_md5]
+    actual, trees = {}, []
+    for fname in spec.files:
+        form = next((f for f in _forms(spec, fname, "official") if _complete(raw, f)), None)
+        for path in form or {fname: ""}:
+            if path.endswith("/"):
+                trees.append(_check_tree(raw / path))
+            else:
+                actual[path] = md5sum(raw / path) if (raw / path).is_file() else "missing"
+    want = {s: {p: m for f in spec.files for form in _forms(spec, f, s) for p, m in form.items()}
+            for s in sources}
+    for source in sources:
+        if all(want[source].get(p) == a for p, a in actual.items()):
+            checked = "; ".join([f"md5 of {', '.join(actual)}", *trees] if actual else trees)
+            return source, f"{source}: {checked}"
     bad = [
-        f"{raw / f}: expected {spec.files[f]} (official)"
-        + (f" or {spec.subset_md5[f]} (subset)" if spec.subset_md5 else "")
-        + f", got {actual[f]}"
-        for f in spec.files
-        if actual[f] not in (spec.files[f], (spec.subset_md5 or {}).get(f))
+        f"{raw / p}: expected {want['official'].get(p)} (official)"
+        + (f" or {want['subset'].get(p)} (subset)" if "subset" in want else "")
+        + f", got {a}"
+        for p, a in actual.items()
+        if a not in (want[s].get(p) for s in sources)
     ] or ["the files mix the official and subset versions"]
     raise ChecksumError(
         f"md5 check failed for {name}: " + "; ".join(bad)
         + ". Delete the listed files and run the fetch again."
     )
+
+
+def verify(name: str, raw_dir: str | Path) -> str:
+    """Check the raw files against the official and subset sums; return the matching source."""
+    return verification(name, raw_dir)[0]
 
 
 # ------------------------------------------------------------------------------------- readers
@@ -312,21 +302,36 @@ def read_idx(path: str | Path) -> torch.Tensor:
 
 
 def _read_idx_dataset(raw: Path):
-    xtr = read_idx(raw / "train-images-idx3-ubyte.gz").unsqueeze(1)
-    ytr = read_idx(raw / "train-labels-idx1-ubyte.gz").long()
-    xte = read_idx(raw / "t10k-images-idx3-ubyte.gz").unsqueeze(1)
-    yte = read_idx(raw / "t10k-labels-idx1-ubyte.gz").long()
+    def read(fname):  # the .gz, or the decompressed file a torchvision root keeps
+        return read_idx(raw / fname if (raw / fname).is_file() else raw / fname[:-3])
+
+    xtr = read("train-images-idx3-ubyte.gz").unsqueeze(1)
+    ytr = read("train-labels-idx1-ubyte.gz").long()
+    xte = read("t10k-images-idx3-ubyte.gz").unsqueeze(1)
+    yte = read("t10k-labels-idx1-ubyte.gz").long()
     return xtr, ytr, xte, yte
+
+
+_CIFAR_NAMES = frozenset({f"data_batch_{i}" for i in range(1, 6)} | {"test_batch", "batches.meta"})
 
 
 def read_cifar_archive(path: str | Path):
     """(x_train, y_train, x_test, y_test, label_names) from a cifar-10-python.tar.gz."""
-    names = {f"data_batch_{i}" for i in range(1, 6)} | {"test_batch", "batches.meta"}
-    members = read_tar(path, lambda n: n.rsplit("/", 1)[-1] in names)
-    by_base = {n.rsplit("/", 1)[-1]: b for n, b in members.items()}
-    missing = sorted(names - by_base.keys())
+    members = read_tar(path, lambda n: n.rsplit("/", 1)[-1] in _CIFAR_NAMES)
+    return _parse_cifar({n.rsplit("/", 1)[-1]: b for n, b in members.items()}, path)
+
+
+def read_cifar_folder(folder: str | Path):
+    """The same from an extracted cifar-10-batches-py/ (torchvision's folder)."""
+    folder = Path(folder)
+    return _parse_cifar({n: (folder / n).read_bytes() for n in _CIFAR_NAMES
+                         if (folder / n).is_file()}, folder)
+
+
+def _parse_cifar(by_base: dict[str, bytes], where):
+    missing = sorted(_CIFAR_NAMES - by_base.keys())
     if missing:
-        raise ValueError(f"{path}: not a CIFAR-10 python archive, missing {missing}")
+        raise ValueError(f"{where}: not CIFAR-10's python version, missing {missing}")
 
     def batch(key):
         d = load_cifar_pickle(by_base[key])
@@ -351,35 +356,45 @@ def _decode_image(data: bytes, where: str) -> torch.Tensor:
 
 
 def read_tiny_imagenet(path: str | Path):
-    """(x_train, y_train, x_test, y_test, wnids) from tiny-imagenet-200.zip, read in memory.
+    """(x_train, y_train, x_test, y_test, wnids) from tiny-imagenet-200.zip, read in memory, or
+    from the folder it extracts to (the same images in the same order).
 
     Classes are numbered in wnids.txt order; test = the official val/ split, labelled by
     val/val_annotations.txt (file name, wnid, box).
     """
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "wnids.txt").is_file():
+            raise ValueError(f"{path}: no wnids.txt; not a tiny-imagenet-200 folder")
+        names = [q.relative_to(path).as_posix() for q in path.rglob("*") if q.is_file()]
+        return _parse_tiny(names, "", lambda n: (path / n).read_bytes(), path)
     with open_zip(path) as zf:
         names = zf.namelist()
         wn = [n for n in names if n.endswith("wnids.txt") and n.count("/") <= 1]
         if not wn:
             raise ValueError(f"{path}: no wnids.txt; not a tiny-imagenet-200.zip")
-        root = wn[0][: -len("wnids.txt")]
-        wnids = [w.strip() for w in zf.read(wn[0]).decode().splitlines() if w.strip()]
-        label = {w: i for i, w in enumerate(wnids)}
-        xs, ys = [], []
-        for n in sorted(names):
-            parts = n[len(root):].split("/")
-            if (n.startswith(root) and len(parts) == 4 and parts[0] == "train"
-                    and parts[2] == "images" and parts[3].endswith(".JPEG")):
-                if parts[1] not in label:
-                    raise ValueError(f"{path}: {n}: class {parts[1]} not in wnids.txt")
-                xs.append(_decode_image(zf.read(n), f"{path}:{n}"))
-                ys.append(label[parts[1]])
-        ann = zf.read(root + "val/val_annotations.txt").decode().splitlines()
-        xt, yt = [], []
-        for line in sorted(a for a in ann if a.strip()):
-            fname, wnid = line.split("\t")[:2]
-            n = f"{root}val/images/{fname}"
-            xt.append(_decode_image(zf.read(n), f"{path}:{n}"))
-            yt.append(label[wnid])
+        return _parse_tiny(names, wn[0][: -len("wnids.txt")], zf.read, path)
+
+
+def _parse_tiny(names: list[str], root: str, read, path: Path):
+    wnids = [w.strip() for w in read(root + "wnids.txt").decode().splitlines() if w.strip()]
+    label = {w: i for i, w in enumerate(wnids)}
+    xs, ys = [], []
+    for n in sorted(names):
+        parts = n[len(root):].split("/")
+        if (n.startswith(root) and len(parts) == 4 and parts[0] == "train"
+                and parts[2] == "images" and parts[3].endswith(".JPEG")):
+            if parts[1] not in label:
+                raise ValueError(f"{path}: {n}: class {parts[1]} not in wnids.txt")
+            xs.append(_decode_image(read(n), f"{path}:{n}"))
+            ys.append(label[parts[1]])
+    ann = read(root + "val/val_annotations.txt").decode().splitlines()
+    xt, yt = [], []
+    for line in sorted(a for a in ann if a.strip()):
+        fname, wnid = line.split("\t")[:2]
+        n = f"{root}val/images/{fname}"
+        xt.append(_decode_image(read(n), f"{path}:{n}"))
+        yt.append(label[wnid])
     if not xs or not xt:
         raise ValueError(f"{path}: no train or val images found")
     return (torch.stack(xs), torch.tensor(ys), torch.stack(xt), torch.tensor(yt), tuple(wnids))
@@ -396,16 +411,19 @@ def _resize(x: torch.Tensor, size: int, chunk: int = 2000) -> torch.Tensor:
 
 def read_raw(name: str, raw_dir: str | Path):
     """Parse a dataset's raw files: (x_train, y_train, x_test, y_test, classes), uint8 NCHW."""
-    spec = _spec(name)
+    spec = dataset_spec(name)
     raw = Path(raw_dir)
     if spec.reader == "idx":
         return (*_read_idx_dataset(raw), spec.classes)
     if spec.reader in ("cifar", "cifar-64"):
-        xtr, ytr, xte, yte, classes = read_cifar_archive(raw / _CIFAR_ARCHIVE)
+        xtr, ytr, xte, yte, classes = (
+            read_cifar_archive(raw / CIFAR_ARCHIVE) if (raw / CIFAR_ARCHIVE).is_file()
+            else read_cifar_folder(raw / CIFAR_FOLDER))
         if spec.reader == "cifar-64":
             xtr, xte = _resize(xtr, 64), _resize(xte, 64)
         return xtr, ytr, xte, yte, classes
-    return read_tiny_imagenet(raw / _TINY_ARCHIVE)
+    zipped = raw / TINY_ARCHIVE
+    return read_tiny_imagenet(zipped if zipped.is_file() else raw / TINY_FOLDER)
 
 
 # ------------------------------------------------------------------------------------- prepare
@@ -437,9 +455,10 @@ def prepare(name: str, raw_dir: str | Path, out_path: str | Path, verify_md5: bo
     verify_md5: check the raw files against the official or subset sums first (tests that write
     tiny files in the official format turn it off).
     """
-    spec = _spec(name)
-    raw_spec = _spec(spec.raw_name)
-    source = verify(raw_spec.name, raw_dir) if verify_md5 else "unverified"
+    spec = dataset_spec(name)
+    raw_spec = dataset_spec(spec.raw_name)
+    source, verified = (verification(raw_spec.name, raw_dir) if verify_md5
+                        else ("unverified", "nothing (verify_md5=False)"))
     xtr, ytr, xte, yte, classes = read_raw(name, raw_dir)
     for what, x, y in (("train", xtr, ytr), ("test", xte, yte)):
         if x.shape[1:] != spec.input_shape or len(x) != len(y):
@@ -456,6 +475,7 @@ def prepare(name: str, raw_dir: str | Path, out_path: str | Path, verify_md5: bo
         "input_shape": list(spec.input_shape),
         "classes": list(classes),
         "source": source,
+        "verified": verified,
         "note": spec.note,
         "mean": mean,
         "std": std,

@@ -4,7 +4,7 @@ spp.data.subsets``.
 They let the quick preset and the tests run offline on genuine images. Each subset keeps the
 official file names and format (gzipped IDX; a ``cifar-10-python.tar.gz`` of Python-2-style
 pickles), so the same readers and the same workflow rules handle subset and full data; only the
-image counts and the md5 sums differ (both sums are in ``spp.data.datasets.DATASETS``).
+image counts and the md5 sums differ (both sums are in ``spp.data.specs.DATASETS``).
 
 Images are chosen class-balanced at random (seed 0) and kept in their original order. The output
 is byte-for-byte reproducible (gzip and tar timestamps fixed), so the recorded sums stay valid.

@@ -7,6 +7,7 @@ per family here; a test checks that the two lists agree.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,21 @@ NAMES_HELP = (
     "cifar-resnet-N (e.g. cifar-resnet-20), cifar-vgg-N (11/13/16/19), "
     "mnist-lenet-N1-N2 (e.g. mnist-lenet-300-100), tiny-resnet-18"
 )
+
+
+MLP_WIDTH = 100  # hidden units of every mlp-K-ACT layer at width 1 (the paper's MLPs)
+
+
+def dense_widths(arch: str, input_shape, num_classes: int, width: float = 1.0) -> list[int] | None:
+    """Unit counts of a fully connected net's layers, input to logits (``mlp-K-ACT``,
+    ``lenet300``); None for any other architecture. ``spp.nets.models`` builds them from it."""
+    n_in = math.prod(input_shape)
+    m = re.fullmatch(r"mlp-(\d+)-[a-z]+", str(arch))
+    if m:
+        return [n_in] + [max(1, round(MLP_WIDTH * width))] * (int(m.group(1)) - 1) + [num_classes]
+    if arch == "lenet300":
+        return [n_in, max(1, round(300 * width)), max(1, round(100 * width)), num_classes]
+    return None
 
 
 def match(arch: str) -> tuple[Family, re.Match] | None:

@@ -26,7 +26,6 @@ Batch norm uses TensorFlow's defaults, as the original (``BN_EPS``, ``BN_MOMENTU
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from numbers import Integral
@@ -42,7 +41,6 @@ __all__ = ["ACTIVATIONS", "ARCHITECTURES", "arch_family", "build_model", "prunab
 # Activation names. lrelu uses slope 0.2, TensorFlow's tf.nn.leaky_relu default, as the original.
 LRELU_SLOPE = 0.2
 CONV_ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "lrelu", "selu")
-MLP_WIDTH = 100
 # TensorFlow's batch-norm defaults, which the authors' tf.layers.batch_normalization used:
 # epsilon 1e-3 and moving averages kept with decay 0.99 (torch's momentum is 1 - decay).
 # The running statistics are what every evaluation (and the test error) uses.
@@ -280,14 +278,11 @@ def _build_mlp(m: re.Match, shape, num_classes, activation, width) -> nn.Module:
         )
     if depth < 1:
         raise ValueError(f"an MLP needs K >= 1 weight layers, got {m.group(0)!r}")
-    hidden = max(1, round(MLP_WIDTH * width))
-    return MLP([math.prod(shape)] + [hidden] * (depth - 1) + [num_classes], act)
+    return MLP(catalog.dense_widths(m.group(0), shape, num_classes, width), act)
 
 
 def _build_lenet300(m, shape, num_classes, activation, width) -> nn.Module:
-    act = activation or "relu"
-    h1, h2 = max(1, round(300 * width)), max(1, round(100 * width))
-    return MLP([math.prod(shape), h1, h2, num_classes], act)
+    return MLP(catalog.dense_widths("lenet300", shape, num_classes, width), activation or "relu")
 
 
 def _build_vgg(m, shape, num_classes, activation, width) -> nn.Module:

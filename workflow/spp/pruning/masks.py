@@ -12,18 +12,14 @@ import torch
 from torch import nn
 
 from spp.nets.models import prunable_parameters
+from spp.pruning.keep import check_sparsity, kept_count
+
+__all__ = ["apply_mask", "check_mask", "global_mask", "keep_all", "kept_count", "layer_sparsity",
+           "weights_only"]
 
 # apply_mask stores its gradient-hook handles here, {name: RemovableHandle}, so re-applying
 # a mask replaces the previous hooks instead of stacking them.
 HOOKS_ATTR = "_spp_mask_hooks"
-
-
-def _check_sparsity(sparsity: float) -> float:
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
-        raise ValueError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
-    if not 0.0 <= float(sparsity) < 1.0:  # also rejects nan
-        raise ValueError(f"sparsity must be in [0, 1), got {sparsity!r}")
-    return float(sparsity)
 
 
 def global_mask(scores: dict[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
@@ -32,7 +28,7 @@ def global_mask(scores: dict[str, torch.Tensor], sparsity: float) -> dict[str, t
     Ties are broken deterministically by position: among equal scores, the one that comes
     first (in dict order, then flattened index) is kept. NaN scores are rejected.
     """
-    sparsity = _check_sparsity(sparsity)
+    sparsity = check_sparsity(sparsity)
     if not isinstance(scores, dict) or not scores:
         raise ValueError("scores must be a non-empty dict {parameter name: tensor}")
     for name, s in scores.items():
@@ -134,10 +130,3 @@ def layer_sparsity(mask: dict[str, torch.Tensor]) -> dict[str, float]:
     are left out), in the mask's (= model) order."""
     return {name: 1.0 - m.to(torch.bool).sum().item() / max(1, m.numel())
             for name, m in weights_only(mask).items()}
-
-
-def kept_count(n: int, sparsity: float) -> int:
-    """How many of ``n`` weights ``global_mask`` keeps (Python's round: half to even)."""
-    return int(round(n * (1.0 - _check_sparsity(sparsity))))
-
-

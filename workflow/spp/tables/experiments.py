@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from spp import paths
+from spp.data.specs import DATASETS
+from spp.nets import catalog as nets
 from spp.nets.catalog import arch_family
 from spp.pruning import catalog as scores
 
@@ -47,14 +49,10 @@ LOSS_LABELS = {
     "jac-l2": "||J||_2",
 }
 
-# Input shape and class count of every dataset the workflow knows; only used to count the
-# parameters of a model without loading data (Figure 3 sparsities).
+# Input shape and class count of every dataset (spp.data.specs), to count the parameters of a
+# model without loading data (Figure 3 sparsities).
 DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
-    "mnist": ((1, 28, 28), 10),
-    "fashion-mnist": ((1, 28, 28), 10),
-    "cifar10": ((3, 32, 32), 10),
-    "cifar10-64": ((3, 64, 64), 10),
-    "tiny-imagenet": ((3, 64, 64), 200),
+    name: (spec.input_shape, spec.num_classes) for name, spec in DATASETS.items()
 }
 
 DATASET_LABELS = {
@@ -359,12 +357,17 @@ def table5_rows(cfg: dict) -> list[dict]:
 
 
 def count_prunable(arch: str, dataset: str, activation: str | None, width: float) -> int:
-    """Number of prunable weights of a model, built on the meta device (no memory, no data)."""
+    """Number of prunable weights and biases of a model: counted from its layer widths for a
+    fully connected net (no torch needed, so the Snakefile plans Figure 3 and checks Table 1 with
+    Snakemake alone), else built on the meta device (no memory, no data)."""
+    shape, classes = DATASET_SHAPES[dataset]
+    widths = nets.dense_widths(arch, shape, classes, width)
+    if widths is not None:
+        return sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=False))
     import torch
 
     import spp
 
-    shape, classes = DATASET_SHAPES[dataset]
     try:
         with torch.device("meta"):
             model = spp.build_model(arch, shape, classes, activation=activation, width=width)

@@ -60,7 +60,7 @@ def _check_table1(t: dict, c: X.Checks) -> None:
     for g in t["gammas"]:
         if not g > 0:
             raise ValueError(f"table1.gammas: {g} is not a positive variance")
-    from spp.pruning.masks import kept_count
+    from spp.pruning.keep import kept_count
 
     n = X.count_prunable(t["arch"], t["dataset"], None, 1.0)
     if kept_count(n, t["sparsity"]) == 0:
