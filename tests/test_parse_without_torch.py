@@ -86,3 +86,17 @@ def test_snakemake_lints_and_plans_the_workflow_without_torch(tmp_path, args):
                        env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     assert "ModuleNotFoundError" not in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("arch, shape, classes, width", [
+    ("mlp-7-tanh", (1, 28, 28), 10, 1.0), ("mlp-3-relu", (1, 28, 28), 10, 0.37),
+    ("lenet300", (1, 28, 28), 10, 0.5), ("resnet20", (3, 32, 32), 10, 0.25),
+    ("resnet14", (3, 32, 32), 10, 0.5), ("resnet56", (3, 64, 64), 200, 0.3),
+])
+def test_the_catalogs_parameter_count_is_the_built_networks(arch, shape, classes, width):
+    from spp.nets import catalog, models
+
+    model = models.build_model(arch, shape, classes, width=width)
+    built = sum(p.numel() for p in models.prunable_parameters(model).values())
+    assert catalog.prunable_count(arch, shape, classes, width) == built
+    assert catalog.prunable_count("vgg16", shape, classes, width) is None  # built instead

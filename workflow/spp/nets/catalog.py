@@ -84,6 +84,32 @@ def dense_widths(arch: str, input_shape, num_classes: int, width: float = 1.0) -
     return None
 
 
+def resnet_widths(width: float) -> list[int]:
+    """Channels of a CIFAR ResNet's three groups (``resnetD``: 16, 32, 64 at width 1)."""
+    return [max(1, round(c * width)) for c in (16, 32, 64)]
+
+
+def prunable_count(arch: str, input_shape, num_classes: int, width: float = 1.0) -> int | None:
+    """Prunable weights and biases of ``arch`` counted from its plan, without building it: the
+    fully connected nets and ``resnetD`` (Figure 3 sculpts these; the Snakefile needs the counts
+    while it parses). None for the others (build them: ``spp.tables.experiments.count_prunable``).
+    """
+    dense = dense_widths(arch, input_shape, num_classes, width)
+    if dense is not None:
+        return sum(a * b + b for a, b in zip(dense[:-1], dense[1:], strict=False))
+    m = re.fullmatch(r"resnet(\d+)", str(arch))
+    if not m or not _resnet_depth(m):
+        return None
+    widths, blocks = resnet_widths(width), (int(m.group(1)) - 2) // 6
+    n = input_shape[0] * widths[0] * 9  # the stem conv (no bias; batch norm is not pruned)
+    cin = widths[0]
+    for cout in widths:
+        for _ in range(blocks):  # two 3x3 convs a block; zero-pad shortcuts have no weights
+            n += cin * cout * 9 + cout * cout * 9
+            cin = cout
+    return n + cin * num_classes + num_classes  # the classifier, with its bias
+
+
 def match(arch: str) -> tuple[Family, re.Match] | None:
     """The first family whose pattern matches ``arch`` in full, valid or not."""
     for f in FAMILIES:

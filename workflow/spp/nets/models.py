@@ -297,7 +297,7 @@ def _build_resnet(m, shape, num_classes, activation, width) -> nn.Module:
             f"{m.group(0)!r}: resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...)"
         )
     act = _conv_activation(activation)
-    widths = [_scaled(c, width) for c in (16, 32, 64)]
+    widths = catalog.resnet_widths(width)
     return ResNet(
         shape, num_classes, act, widths[0], widths, (depth - 2) // 6, 1, _stem_stride(shape)
     )

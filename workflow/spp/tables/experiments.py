@@ -357,13 +357,13 @@ def table5_rows(cfg: dict) -> list[dict]:
 
 
 def count_prunable(arch: str, dataset: str, activation: str | None, width: float) -> int:
-    """Number of prunable weights and biases of a model: counted from its layer widths for a
-    fully connected net (no torch needed, so the Snakefile plans Figure 3 and checks Table 1 with
-    Snakemake alone), else built on the meta device (no memory, no data)."""
+    """Number of prunable weights and biases of a model: counted from its plan where the catalog
+    can (no torch needed, so the Snakefile plans Figure 3 and checks Table 1 with Snakemake
+    alone), else built on the meta device (no memory, no data)."""
     shape, classes = DATASET_SHAPES[dataset]
-    widths = nets.dense_widths(arch, shape, classes, width)
-    if widths is not None:
-        return sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=False))
+    counted = nets.prunable_count(arch, shape, classes, width)
+    if counted is not None:
+        return counted
     import torch
 
     import spp
