@@ -285,7 +285,7 @@ def test_reduced_quick_preset_through_slurm_survives_time_limit_and_preemption(c
 
     # 1: the signalled attempt checkpointed and exited 143; the retry resumed from there.
     first_log = Path(next(log for _, jobid, log in subs if jobid == signalled[0])).read_text()
-    assert "failed with exit status 143" in first_log, first_log[-3000:]
+    assert "exit status 143" in first_log, first_log[-3000:]  # its checkpoint, then SIGTERM's code
     assert first_resume[0] >= 50
     # 2: the preempted job was requeued (same id, one restart) and resumed further on.
     job = cluster.run(["scontrol", "show", "job", preempted]).stdout

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 _WORKFLOW = str(Path(__file__).resolve().parents[1])
-if _WORKFLOW not in sys.path:
-    sys.path.insert(0, _WORKFLOW)
+if sys.path[:1] != [_WORKFLOW]:  # first, even where Snakemake's preamble put it last
+    sys.path[:] = [_WORKFLOW] + [p for p in sys.path if p != _WORKFLOW]
 
 from spp.jobs import enter  # noqa: E402
 

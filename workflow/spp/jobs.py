@@ -77,12 +77,14 @@ def enter(snakemake) -> None:
     sys.exit(status)
 
 
-def execute(script_file: str, usage: str | None = None, lock: str | None = None) -> int:
-    """Run a script's body in this process, watched by `_watch_owner`, as the sole writer of
+def execute(script_file: str, usage: str | None = None, lock: str | None = None,
+            also: int | None = None) -> int:
+    """Run a script's body in this process, watched by `_watch_owner` (one watch: two would
+    signal twice, the second inside the job's own handling of the first), as the sole writer of
     its outputs (`lock`); its exit status."""
     global _running
     _running = True
-    _watch_owner()
+    _watch_owner(also)
     start = time.perf_counter()
     try:
         with sole_writer(lock):
@@ -374,8 +376,8 @@ def _child(conn: socket.socket) -> None:
         sys.path[:] = req["path"]
         sys.argv[:] = req["argv"]
         conn.sendall(_frame(os.getpid()))
-        _watch_owner(also=req["client"])  # the job process gone (SIGKILL): stop too
-        status = execute(req["script"], usage=req["usage"], lock=req["lock"])
+        # also stop when the job process is gone (SIGKILL), not only its Snakemake
+        status = execute(req["script"], usage=req["usage"], lock=req["lock"], also=req["client"])
     except BaseException:  # noqa: BLE001
         traceback.print_exc()
     finally:
