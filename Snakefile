@@ -25,10 +25,18 @@ from spp.nets import catalog as NETS  # noqa: E402
 from spp.pruning import catalog as METHODS  # noqa: E402
 from spp.rule_params import ReportText, Unlisted  # noqa: E402
 
+
+def refuse(problems):
+    """A bad config, said in its own lines before any job: a raised error would get Snakemake's
+    "in file, line" and a traceback line around it."""
+    print("invalid config (every key: config/README.md):", *problems, sep="\n  ", file=sys.stderr)
+    sys.exit(1)
+
+
 _DEFAULTS = REPO / "config" / "config.yaml"
 # An edited config.yaml that does not parse: say where (Snakemake names neither file nor line).
 if (_BAD_YAML := X.yaml_problem(_DEFAULTS)) is not None:
-    raise ValueError(_BAD_YAML)
+    refuse([_BAD_YAML])
 
 
 configfile: str(_DEFAULTS)
@@ -49,7 +57,7 @@ update_config(config, X.coerce_overrides(dict(workflow.config_settings.overwrite
 # check first: Snakemake's own message would print the whole schema after the useful line.
 _PROBLEMS = X.schema_problems(config, REPO / "config" / "config.schema.yaml")
 if _PROBLEMS:
-    raise ValueError("invalid config (every key: config/README.md):\n  " + "\n  ".join(_PROBLEMS))
+    refuse(_PROBLEMS)
 validate(config, str(REPO / "config" / "config.schema.yaml"))
 
 from spp.data.specs import DATASETS  # noqa: E402
@@ -59,14 +67,18 @@ _QUICK = yaml.safe_load(_DEFAULTS.read_text())
 config["preset_note"] = X.preset_note(config, _QUICK["preset_note"])
 
 # Semantics the schema cannot see (architecture names, registries, folders), before any job.
-X.validate(
-    config,
-    architectures=NETS.ARCHITECTURES,
-    init_schemes=NETS.INIT_SCHEMES,
-    score_methods=METHODS.methods(after_training=False),
-    datasets=DATASETS,
-    base_dir=str(REPO),
-)
+try:
+    X.validate(
+        config,
+        architectures=NETS.ARCHITECTURES,
+        init_schemes=NETS.INIT_SCHEMES,
+        score_methods=METHODS.methods(after_training=False),
+        datasets=DATASETS,
+        base_dir=str(REPO),
+    )
+    TABLES = X.expand(config)  # table name -> rows, each with the Nets it needs
+except ValueError as e:
+    refuse([str(e)])
 
 # How jobs run (spp.jobs): each stops when this Snakemake process is gone; a warm interpreter
 # only where Snakemake deploys no software (a deployed one runs every job in its own process).
@@ -75,7 +87,6 @@ _DEPLOYS = bool(workflow.deployment_settings.deployment_method)
 os.environ[JOBS.WARM] = "1" if config["warm_start"] and not _DEPLOYS else "0"
 
 R = f"results/{config['preset']}"  # every output of this preset lives under R
-TABLES = X.expand(config)  # table name -> rows, each with the Nets it needs
 NETS = X.all_nets(TABLES)  # distinct Net -> seeds (shared work appears once)
 ALL_TARGETS = []  # rule files append what `snakemake` with no target builds
 

@@ -8,8 +8,10 @@ named in its error (torch's own messages name no file).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import resource
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,9 +26,38 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         write(tmp)
         os.chmod(tmp, 0o644)  # results are meant to be shared
         os.replace(tmp, path)
+    except Exception as e:
+        if (why := _no_room(tmp, e)) is None:
+            raise
+        raise OSError(errno.ENOSPC, f"{path}: not written, {why}; the file there before (if any) "
+                      "is untouched and no partial file is left: free space and rerun") from e
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def _no_room(tmp: Path, err: BaseException) -> str | None:
+    """Why a write failed for want of room (a full disk, a quota, a file-size limit), or None.
+    Writers hide the cause: torch.save says "unexpected pos 704 vs 598" on a full disk."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _FULL:
+            return os.strerror(seen.errno).lower()
+        seen = seen.__cause__ or seen.__context__
+    try:
+        size = tmp.stat().st_size
+        fs = os.statvfs(tmp.parent)
+    except OSError:
+        return None
+    if fs.f_bavail * fs.f_frsize < max(size, 1 << 16):
+        return "no space left on device"
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and size >= limit:
+        return f"file size limit of {limit} bytes reached (ulimit -f)"
+    return None
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
