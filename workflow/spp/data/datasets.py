@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spp.atomic import save_tensors
+from spp.atomic import load_tensors, save_tensors
 from spp.data.archives import ChecksumError, load_cifar_pickle, md5sum, open_zip, read_tar
 from spp.data.specs import (
     CIFAR_ARCHIVE,
@@ -575,8 +575,8 @@ class DataSplits:
 
 
 def load(path: str | Path, device="cpu") -> DataSplits:
-    """A prepared dataset file as DataSplits on ``device`` (loaded with weights_only=True)."""
-    d = torch.load(path, map_location="cpu", weights_only=True)
+    """A prepared dataset file as DataSplits on ``device`` (a damaged one named: spp.atomic)."""
+    d = load_tensors(path)
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise ValueError(f"{path}: not a prepared dataset file (format {FORMAT!r}); run prepare")
     device = torch.device(device)
