@@ -25,18 +25,10 @@ from spp.nets import catalog as NETS  # noqa: E402
 from spp.pruning import catalog as METHODS  # noqa: E402
 from spp.rule_params import ReportText, Unlisted  # noqa: E402
 
-
-def refuse(problems):
-    """A bad config, said in its own lines before any job: a raised error would get Snakemake's
-    "in file, line" and a traceback line around it."""
-    print("invalid config (every key: config/README.md):", *problems, sep="\n  ", file=sys.stderr)
-    sys.exit(1)
-
-
 _DEFAULTS = REPO / "config" / "config.yaml"
 # An edited config.yaml that does not parse: say where (Snakemake names neither file nor line).
 if (_BAD_YAML := X.yaml_problem(_DEFAULTS)) is not None:
-    refuse([_BAD_YAML])
+    X.refuse([_BAD_YAML])
 
 
 configfile: str(_DEFAULTS)
@@ -57,7 +49,7 @@ update_config(config, X.coerce_overrides(dict(workflow.config_settings.overwrite
 # check first: Snakemake's own message would print the whole schema after the useful line.
 _PROBLEMS = X.schema_problems(config, REPO / "config" / "config.schema.yaml")
 if _PROBLEMS:
-    refuse(_PROBLEMS)
+    X.refuse(_PROBLEMS)
 validate(config, str(REPO / "config" / "config.schema.yaml"))
 
 from spp.data.specs import DATASETS  # noqa: E402
@@ -78,7 +70,7 @@ try:
     )
     TABLES = X.expand(config)  # table name -> rows, each with the Nets it needs
 except ValueError as e:
-    refuse([str(e)])
+    X.refuse([str(e)])
 
 # How jobs run (spp.jobs): each stops when this Snakemake process is gone; a warm interpreter
 # only where Snakemake deploys no software (a deployed one runs every job in its own process).

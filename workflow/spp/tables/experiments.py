@@ -205,6 +205,15 @@ def coerce_overrides(value, key: str = ""):
     return value
 
 
+def refuse(problems: Iterable[str]) -> None:
+    """Stop the Snakefile on a bad config, said in its own lines before any job: a raised error
+    would get Snakemake's "in file, line" and a traceback line around it."""
+    import sys
+
+    print("invalid config (every key: config/README.md):", *problems, sep="\n  ", file=sys.stderr)
+    sys.exit(1)
+
+
 def yaml_problem(path: str | Path) -> str | None:
     """A config file's YAML syntax error as one line naming the file, line and column (Snakemake's
     own message names neither), or None when the file parses."""
