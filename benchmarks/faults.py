@@ -331,11 +331,15 @@ def damaged_files(root: Path, clean: Path, kinds: tuple[str, ...],
             results = workdir / "results" / "e2e"
             target = stage_file(results, stage)
             rel = str(target.relative_to(workdir))
-            if stage == "checkpoint":  # a damaged checkpoint of a cell that must train again
-                shutil.rmtree(target.with_name(target.name.removesuffix(".checkpoint.ckpt")))
-                target.write_bytes(b"PK\x03\x04" + bytes(60))  # a zip cut short, or garbage
-            damage(target, how)
             force = ("--forcerun", READER[stage]) if READER[stage] else ()
+            if stage == "checkpoint":  # the checkpoint of a cell that must train again
+                cell = target.with_name(target.name.removesuffix(".checkpoint.ckpt"))
+                shutil.rmtree(cell)
+                target.write_bytes(b"PK\x03\x04" + bytes(60))  # a zip cut short, or garbage
+                # Snakemake remakes a missing folder only when asked for it: the tables that read
+                # it are newer than what it was made from (as for a temp() file)
+                force = ("--", "all", str(cell.relative_to(workdir)))
+            damage(target, how)
             r = snakemake(workdir, *e2e_args(), *force)
             out = r.stdout + r.stderr
             got = tables(workdir)

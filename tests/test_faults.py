@@ -36,8 +36,11 @@ def test_a_killed_training_job_resumes_to_the_same_bytes(tmp_path):
 
 
 def test_a_damaged_file_is_named_by_the_job_reading_it_and_no_table_uses_it(tmp_path):
-    clean, _ = faults.clean_e2e(tmp_path)
-    r = faults.damaged_files(tmp_path, clean, ("garbage",),
-                             stages=[s for s in faults.STAGES if s != "checkpoint"])
+    clean, wall = faults.clean_e2e(tmp_path)
+    r = faults.damaged_files(tmp_path, clean, ("garbage",))
+    assert {t["stage"] for t in r["trials"]} == set(faults.STAGES)
     assert r["held"], failures(r, lambda t: t["failed"] and t["named"]
                                and t["tables_clean_or_absent"] and t["last_good_kept"])
+    # the same clean run also serves one SIGKILL of the whole Snakemake tree, then a rerun
+    k = faults.kill_tree(tmp_path, clean, wall, 1, random.Random(2))
+    assert k["held"], k["trials"]
