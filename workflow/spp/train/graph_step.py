@@ -217,8 +217,6 @@ def capture_step(stepper, device):
     device = torch.device(device)
     if device.type != "cuda" or not torch.cuda.is_available():
         return stepper
-    from spp.train.training import ModuleStepper
-
-    if not isinstance(stepper, ModuleStepper):
+    if not getattr(stepper, "graph_capturable", False):  # one module's step (ModuleStepper)
         return stepper
     return GraphStepper(stepper)

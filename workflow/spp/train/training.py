@@ -292,6 +292,7 @@ class ModuleStepper:
 
     name = "train"
     per_seed_logs = False
+    graph_capturable = True  # one module, one optimiser: what spp.train.graph_step captures
 
     def __init__(self, model: nn.Module, mask: dict | None, data: DataSplits, cfg: TrainConfig,
                  device: torch.device, fast: FastPath):
