@@ -15,6 +15,7 @@ allowed); malformed configs. Each kind's figures are one row of the report's tab
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import os
@@ -50,6 +51,7 @@ def command(*args: str) -> list[str]:
 
 
 _JOBS_DIR = tempfile.mkdtemp(prefix="spp-faults-jobs-")  # this run's warm servers, no one else's
+atexit.register(shutil.rmtree, _JOBS_DIR, ignore_errors=True)  # idle servers exit by themselves
 
 
 def environment(mark: str) -> dict:
@@ -293,6 +295,9 @@ def kill_tree(root: Path, clean: Path, wall: float, n: int, rng: random.Random) 
 READER = {"data": "score", "init": "score", "score": "mask", "mask": "signal", "repair": "signal",
           "signal": "table", "train": "table", "checkpoint": None}
 STAGES = tuple(READER)
+# Snakemake's own lines naming a job's files: a file named only there was not named by the job
+SNAKEMAKE_LINE = re.compile(r"\s*(input|output|log|reason|Removing output files of failed job"
+                            r"|Logfile .* not found)\b")
 
 
 def stage_file(results: Path, stage: str) -> Path:
@@ -344,13 +349,14 @@ def damaged_files(root: Path, clean: Path, kinds: tuple[str, ...],
             out = r.stdout + r.stderr
             got = tables(workdir)
             last_good = snapshot(results / "tables" / "last-good", "*.csv")
+            message = next((ln.strip() for ln in out.splitlines()
+                            if rel in ln and not SNAKEMAKE_LINE.match(ln)), "")
             trials.append({
                 "stage": stage, "damage": how, "file": rel, "failed": r.returncode != 0,
-                "named": rel in out,
+                "named": bool(message),
                 "tables_clean_or_absent": all(got[k] == want[k] for k in got),
                 "last_good_kept": all(last_good.get(k) == want[k] for k in want),
-                "message": next((ln.strip() for ln in out.splitlines() if rel in ln
-                                 and not re.match(r"\s*(input|output|log):", ln)), "")[:300],
+                "message": message[:300],
             })
             shutil.rmtree(workdir, ignore_errors=True)
     return {
