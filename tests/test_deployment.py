@@ -150,3 +150,19 @@ def test_the_workflow_runs_as_a_module_of_another_workflow(tmp_path):
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     assert "rule spp_init:" in r.stdout + r.stderr
     assert sorted(p.name for p in (tmp_path / INIT).glob("seed*")) == ["seed0.pt", "seed1.pt"]
+
+
+@pytest.mark.slow
+def test_every_stage_runs_in_its_own_interpreter_to_the_same_tables(tmp_path):
+    """warm_start=false: each job a fresh `python` of its script, as under any --sdm and on every
+    SLURM node. A script that leans on a module the warm server happened to import fails only
+    here; the tables must be the warm run's, byte for byte."""
+    tables = {}
+    for mode, extra in (("warm", ()), ("fresh", ("--config", "warm_start=false"))):
+        workdir = tmp_path / mode
+        workdir.mkdir()
+        r = snakemake("--directory", str(workdir), "--cores", "2", *extra, cwd=workdir)
+        assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+        folder = workdir / "results" / "e2e" / "tables"
+        tables[mode] = {p.name: p.read_bytes() for p in sorted(folder.glob("*.csv"))}
+    assert len(tables["warm"]) >= 6 and tables["fresh"] == tables["warm"]
