@@ -8,8 +8,8 @@ from pathlib import Path
 
 import spp
 import spp.data.datasets
-import spp.pruning.scores
 import spp.paths as P
+import spp.pruning.scores
 from _common import network, pick_device, start
 from spp.atomic import save_tensors
 
