@@ -336,7 +336,6 @@ def damaged_files(root: Path, clean: Path, kinds: tuple[str, ...],
             results = workdir / "results" / "e2e"
             target = stage_file(results, stage)
             rel = str(target.relative_to(workdir))
-            force = ("--forcerun", READER[stage]) if READER[stage] else ()
             if stage == "checkpoint":  # the checkpoint of a cell that must train again
                 cell = target.with_name(target.name.removesuffix(".checkpoint.ckpt"))
                 shutil.rmtree(cell)
@@ -344,6 +343,8 @@ def damaged_files(root: Path, clean: Path, kinds: tuple[str, ...],
                 # Snakemake remakes a missing folder only when asked for it: the tables that read
                 # it are newer than what it was made from (as for a temp() file)
                 force = ("--", "all", str(cell.relative_to(workdir)))
+            else:
+                force = ("--forcerun", READER[stage])
             damage(target, how)
             r = snakemake(workdir, *e2e_args(), *force)
             out = r.stdout + r.stderr

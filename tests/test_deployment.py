@@ -4,6 +4,7 @@ on PATH), and an edit to library code reruns the stages that run it, not the oth
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -166,3 +167,51 @@ def test_every_stage_runs_in_its_own_interpreter_to_the_same_tables(tmp_path):
         folder = workdir / "results" / "e2e" / "tables"
         tables[mode] = {p.name: p.read_bytes() for p in sorted(folder.glob("*.csv"))}
     assert len(tables["warm"]) >= 6 and tables["fresh"] == tables["warm"]
+
+
+def _imported(tree) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                   else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+        for m in modules:
+            parts = m.split(".")
+            names.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return names
+
+
+def _spp_chains(tree) -> set[str]:
+    """Every dotted name `spp.a.b...` the code uses as an attribute chain."""
+    chains = set()
+    for node in ast.walk(tree):
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if parts and isinstance(node, ast.Name) and node.id == "spp":
+            chains.add(".".join(["spp", *reversed(parts)]))
+    return chains
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in SCRIPTS.glob("*.py")))
+def test_a_script_imports_every_spp_module_it_uses(script):
+    """In its own interpreter (any --sdm, every SLURM job) a script has only what it imports; the
+    warm server imports more, so a missing import fails only there (score.py did)."""
+    import importlib.util
+
+    tree = ast.parse((SCRIPTS / script).read_text())
+    imported = _imported(tree)
+    missing = []
+    for chain in _spp_chains(tree):
+        parts = chain.split(".")
+        for i in range(len(parts), 1, -1):  # the longest prefix that is a module
+            module = ".".join(parts[:i])
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except ModuleNotFoundError:  # a name inside a module, not a submodule
+                found = False
+            if found:
+                if module not in imported:
+                    missing.append(f"{chain} needs `import {module}`")
+                break
+    assert not missing, missing
